@@ -1,1 +1,18 @@
-//! placeholder
+//! Arian's schema: ordered migrations with up and down, indexes, and the seeded catalog.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261204_000001_create_schema;
+mod m20261204_000002_seed_catalog;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261204_000001_create_schema::Migration),
+            Box::new(m20261204_000002_seed_catalog::Migration),
+        ]
+    }
+}

@@ -1,0 +1,360 @@
+//! The run state machine as workers drive it: lease, checkpoint, complete, retry, fail.
+//! Every transition is one guarded update fenced by the attempt that holds the lease.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+
+use crate::domain::{BatchStatus, Offer, Outcome, RunStatus, TokenUsage, TurnRecord};
+use crate::engine::Evaluation;
+
+use super::entities::{
+    dimension_result, negotiation, product_result, run, run_turn, simulation_queue as batch,
+};
+use super::{Store, StoreError, StoreResult, now};
+
+/// A run this worker attempt now owns.
+#[derive(Debug, Clone)]
+pub struct LeasedRun {
+    pub run: run::Model,
+    pub attempt: i32,
+}
+
+/// What a run consumed over all its stored turns.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunTotals {
+    pub usage: TokenUsage,
+    pub cost: f64,
+    pub rounds: u32,
+}
+
+impl RunTotals {
+    pub fn of(turns: &[TurnRecord]) -> Self {
+        let mut totals = Self::default();
+        for turn in turns {
+            totals.usage += turn.usage;
+            totals.cost += turn.cost_usd;
+            totals.rounds = Ord::max(totals.rounds, turn.round);
+        }
+        totals
+    }
+}
+
+fn lease_lost() -> StoreError {
+    StoreError::Conflict("the run is no longer leased by this attempt".into())
+}
+
+fn deadline(lease: Duration) -> DateTime<Utc> {
+    now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(15))
+}
+
+/// The guard every transition of a leased run shares: this run, this attempt, still running.
+fn held(run_id: &str, attempt: i32) -> Condition {
+    Condition::all()
+        .add(run::Column::Id.eq(run_id))
+        .add(run::Column::Attempt.eq(attempt))
+        .add(run::Column::Status.eq(RunStatus::Running.as_str()))
+}
+
+impl Store {
+    /// Takes a run for one attempt: `queued`, due `retry_wait`, or `running` with an expired
+    /// lease. `None` means the run is final, not due, or leased by a live attempt elsewhere.
+    pub async fn lease_run(&self, run_id: &str, worker: &str, lease: Duration) -> StoreResult<Option<LeasedRun>> {
+        let at = now();
+        let leasable = Condition::any()
+            .add(run::Column::Status.eq(RunStatus::Queued.as_str()))
+            .add(
+                Condition::all()
+                    .add(run::Column::Status.eq(RunStatus::RetryWait.as_str()))
+                    .add(
+                        Condition::any()
+                            .add(run::Column::NextAttemptAt.is_null())
+                            .add(run::Column::NextAttemptAt.lte(at)),
+                    ),
+            )
+            .add(
+                Condition::all()
+                    .add(run::Column::Status.eq(RunStatus::Running.as_str()))
+                    .add(run::Column::LeaseExpiresAt.lt(at)),
+            );
+        let updated = run::Entity::update_many()
+            .col_expr(run::Column::Status, Expr::value(RunStatus::Running.as_str()))
+            .col_expr(run::Column::Attempt, Expr::col(run::Column::Attempt).add(1))
+            .col_expr(run::Column::LeaseOwner, Expr::value(worker))
+            .col_expr(run::Column::LeaseExpiresAt, Expr::value(deadline(lease)))
+            .col_expr(run::Column::NextAttemptAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(
+                run::Column::StartedAt,
+                Expr::col(run::Column::StartedAt).if_null(Expr::value(at)),
+            )
+            .col_expr(run::Column::UpdatedAt, Expr::value(at))
+            .filter(run::Column::Id.eq(run_id))
+            .filter(leasable)
+            .exec(&self.db)
+            .await?;
+        if updated.rows_affected == 0 {
+            return Ok(None);
+        }
+        let run = run::Entity::find_by_id(run_id.to_string()).one(&self.db).await?.ok_or(StoreError::NotFound)?;
+        // Another worker may have taken it between the update and this read; only ours counts.
+        if run.lease_owner.as_deref() != Some(worker) {
+            return Ok(None);
+        }
+        let attempt = run.attempt;
+        Ok(Some(LeasedRun { run, attempt }))
+    }
+
+    /// The stored turns of a run, in order: the checkpoint a resumed attempt replays.
+    pub async fn turns(&self, run_id: &str) -> StoreResult<Vec<TurnRecord>> {
+        let rows = run_turn::Entity::find()
+            .filter(run_turn::Column::RunId.eq(run_id))
+            .order_by_asc(run_turn::Column::Turn)
+            .all(&self.db)
+            .await?;
+        rows.into_iter().map(turn_from_row).collect()
+    }
+
+    /// Stores one turn and renews the lease, only while this attempt holds the run.
+    /// Storing the same turn twice keeps the first.
+    pub async fn save_turn(&self, run_id: &str, attempt: i32, lease: Duration, turn: &TurnRecord) -> StoreResult<()> {
+        let txn = self.db.begin().await?;
+        let renewed = run::Entity::update_many()
+            .col_expr(run::Column::LeaseExpiresAt, Expr::value(deadline(lease)))
+            .col_expr(run::Column::UpdatedAt, Expr::value(now()))
+            .filter(held(run_id, attempt))
+            .exec(&txn)
+            .await?;
+        if renewed.rows_affected == 0 {
+            return Err(lease_lost());
+        }
+        let row = run_turn::ActiveModel {
+            run_id: Set(run_id.to_string()),
+            turn: Set(turn.turn as i32),
+            round: Set(turn.round as i32),
+            speaker: Set(turn.speaker.as_str().into()),
+            attempt: Set(attempt),
+            message: Set(turn.output.message.clone()),
+            action: Set(turn.output.action.as_str().into()),
+            offer: Set(serde_json::to_value(&turn.output.offer).unwrap_or_default()),
+            confidence: Set(turn.output.confidence),
+            internal_analysis: Set(turn.output.internal_analysis.clone()),
+            batna_assessment: Set(turn.output.batna_assessment),
+            walk_away_threshold: Set(turn.output.walk_away_threshold),
+            input_tokens: Set(turn.usage.input as i64),
+            output_tokens: Set(turn.usage.output as i64),
+            cost: Set(turn.cost_usd),
+            repairs: Set(turn.repairs as i32),
+            created_at: Set(now()),
+        };
+        run_turn::Entity::insert(row).on_conflict_do_nothing().exec_without_returning(&txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Completes a run with its results and updates the batch counters, all in one
+    /// transaction fenced by the attempt. A stale attempt changes nothing.
+    pub async fn complete_run(
+        &self,
+        leased: &LeasedRun,
+        outcome: Outcome,
+        totals: RunTotals,
+        final_offer: Option<&Offer>,
+        evaluation: &Evaluation,
+    ) -> StoreResult<()> {
+        let run = &leased.run;
+        let at = now();
+        let txn = self.db.begin().await?;
+        let done = run::Entity::update_many()
+            .col_expr(run::Column::Status, Expr::value(RunStatus::Completed.as_str()))
+            .col_expr(run::Column::Outcome, Expr::value(outcome.as_str()))
+            .col_expr(run::Column::InputTokens, Expr::value(totals.usage.input as i64))
+            .col_expr(run::Column::OutputTokens, Expr::value(totals.usage.output as i64))
+            .col_expr(run::Column::Cost, Expr::value(totals.cost))
+            .col_expr(run::Column::TotalRounds, Expr::value(totals.rounds as i32))
+            .col_expr(run::Column::DealValue, Expr::value(evaluation.deal_value))
+            .col_expr(run::Column::FinalOffer, Expr::value(final_offer.map(|o| serde_json::to_value(o).unwrap_or_default())))
+            .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(run::Column::LeaseExpiresAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(run::Column::CompletedAt, Expr::value(at))
+            .col_expr(run::Column::UpdatedAt, Expr::value(at))
+            .filter(held(&run.id, leased.attempt))
+            .exec(&txn)
+            .await?;
+        if done.rows_affected == 0 {
+            return Err(lease_lost());
+        }
+        let products = evaluation.products.iter().map(|p| product_result::ActiveModel {
+            run_id: Set(run.id.clone()),
+            product_name: Set(p.product_name.clone()),
+            target_price: Set(p.target_price),
+            limit_price: Set(p.limit_price),
+            volume: Set(p.volume),
+            agreed_price: Set(p.agreed_price),
+            price_vs_target_pct: Set(p.price_vs_target_pct),
+            within_limit: Set(p.within_limit),
+            subtotal: Set(p.subtotal),
+            target_subtotal: Set(p.target_subtotal),
+            performance_score: Set(p.performance_score),
+        });
+        product_result::Entity::insert_many(products).on_conflict_do_nothing().exec_without_returning(&txn).await?;
+        let dimensions = evaluation.dimensions.iter().map(|d| dimension_result::ActiveModel {
+            run_id: Set(run.id.clone()),
+            dimension_name: Set(d.dimension_name.clone()),
+            final_value: Set(d.final_value),
+            target_value: Set(d.target_value),
+            within_bounds: Set(d.within_bounds),
+            priority: Set(i32::from(d.priority)),
+        });
+        dimension_result::Entity::insert_many(dimensions).on_conflict_do_nothing().exec_without_returning(&txn).await?;
+        count_final(&txn, run, batch::Column::CompletedCount, totals.cost).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Ends a run as failed with its reason; the batch counts it and its spend.
+    pub async fn fail_run(&self, leased: &LeasedRun, reason: &str, totals: RunTotals) -> StoreResult<()> {
+        let run = &leased.run;
+        let at = now();
+        let txn = self.db.begin().await?;
+        let failed = run::Entity::update_many()
+            .col_expr(run::Column::Status, Expr::value(RunStatus::Failed.as_str()))
+            .col_expr(run::Column::LastError, Expr::value(reason))
+            .col_expr(run::Column::InputTokens, Expr::value(totals.usage.input as i64))
+            .col_expr(run::Column::OutputTokens, Expr::value(totals.usage.output as i64))
+            .col_expr(run::Column::Cost, Expr::value(totals.cost))
+            .col_expr(run::Column::TotalRounds, Expr::value(totals.rounds as i32))
+            .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(run::Column::LeaseExpiresAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(run::Column::CompletedAt, Expr::value(at))
+            .col_expr(run::Column::UpdatedAt, Expr::value(at))
+            .filter(held(&run.id, leased.attempt))
+            .exec(&txn)
+            .await?;
+        if failed.rows_affected == 0 {
+            return Err(lease_lost());
+        }
+        count_final(&txn, run, batch::Column::FailedCount, totals.cost).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Parks a run after a transient failure until `next_attempt_at`; its turns stay stored.
+    pub async fn retry_run(&self, leased: &LeasedRun, reason: &str, next_attempt_at: DateTime<Utc>) -> StoreResult<()> {
+        let updated = run::Entity::update_many()
+            .col_expr(run::Column::Status, Expr::value(RunStatus::RetryWait.as_str()))
+            .col_expr(run::Column::LastError, Expr::value(reason))
+            .col_expr(run::Column::NextAttemptAt, Expr::value(next_attempt_at))
+            .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(run::Column::LeaseExpiresAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(run::Column::UpdatedAt, Expr::value(now()))
+            .filter(held(&leased.run.id, leased.attempt))
+            .exec(&self.db)
+            .await?;
+        if updated.rows_affected == 0 {
+            return Err(lease_lost());
+        }
+        Ok(())
+    }
+
+    /// Runs whose delivery may have been lost: queued for a while, due retries, and running
+    /// with an expired lease. Re-delivering them is safe because the queue drops ids it holds
+    /// and the lease guard drops runs that are not leasable.
+    pub async fn runs_to_redeliver(&self, queued_for: Duration, limit: u64) -> StoreResult<Vec<(String, String)>> {
+        let at = now();
+        let stale = at - chrono::Duration::from_std(queued_for).unwrap_or_default();
+        let due = Condition::any()
+            .add(
+                Condition::all()
+                    .add(run::Column::Status.eq(RunStatus::Queued.as_str()))
+                    .add(run::Column::UpdatedAt.lt(stale)),
+            )
+            .add(
+                Condition::all()
+                    .add(run::Column::Status.eq(RunStatus::RetryWait.as_str()))
+                    .add(run::Column::NextAttemptAt.lte(at)),
+            )
+            .add(
+                Condition::all()
+                    .add(run::Column::Status.eq(RunStatus::Running.as_str()))
+                    .add(run::Column::LeaseExpiresAt.lt(at)),
+            );
+        Ok(run::Entity::find()
+            .select_only()
+            .column(run::Column::Id)
+            .column(run::Column::QueueId)
+            .filter(due)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn run_unscoped(&self, run_id: &str) -> StoreResult<Option<run::Model>> {
+        Ok(run::Entity::find_by_id(run_id.to_string()).one(&self.db).await?)
+    }
+}
+
+/// Counts a final run in its batch and completes the batch when every run is final.
+async fn count_final(
+    txn: &impl ConnectionTrait,
+    run: &run::Model,
+    counter: batch::Column,
+    cost: f64,
+) -> StoreResult<()> {
+    let at = now();
+    batch::Entity::update_many()
+        .col_expr(counter, Expr::col(counter).add(1))
+        .col_expr(batch::Column::ActualCost, Expr::col(batch::Column::ActualCost).add(cost))
+        .col_expr(batch::Column::UpdatedAt, Expr::value(at))
+        .filter(batch::Column::Id.eq(run.queue_id.as_str()))
+        .exec(txn)
+        .await?;
+    let all_final = Expr::col(batch::Column::CompletedCount)
+        .add(Expr::col(batch::Column::FailedCount))
+        .add(Expr::col(batch::Column::StoppedCount))
+        .gte(Expr::col(batch::Column::TotalSimulations));
+    let finished = batch::Entity::update_many()
+        .col_expr(batch::Column::Status, Expr::value(BatchStatus::Completed.as_str()))
+        .col_expr(batch::Column::CompletedAt, Expr::value(at))
+        .filter(batch::Column::Id.eq(run.queue_id.as_str()))
+        .filter(batch::Column::Status.is_in([BatchStatus::Pending.as_str(), BatchStatus::Running.as_str()]))
+        .filter(all_final)
+        .exec(txn)
+        .await?;
+    if finished.rows_affected > 0 {
+        negotiation::Entity::update_many()
+            .col_expr(negotiation::Column::Status, Expr::value("completed"))
+            .col_expr(negotiation::Column::CompletedAt, Expr::value(at))
+            .col_expr(negotiation::Column::UpdatedAt, Expr::value(at))
+            .filter(negotiation::Column::Id.eq(run.negotiation_id.as_str()))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn turn_from_row(row: run_turn::Model) -> StoreResult<TurnRecord> {
+    let corrupt = |e: String| StoreError::Corrupt(format!("turn {} of run {}: {e}", row.turn, row.run_id));
+    Ok(TurnRecord {
+        turn: row.turn as u32,
+        round: row.round as u32,
+        speaker: row.speaker.parse().map_err(corrupt)?,
+        output: crate::domain::TurnOutput {
+            message: row.message.clone(),
+            action: row.action.parse().map_err(corrupt)?,
+            offer: serde_json::from_value(row.offer.clone()).map_err(|e| corrupt(e.to_string()))?,
+            confidence: row.confidence,
+            internal_analysis: row.internal_analysis.clone(),
+            batna_assessment: row.batna_assessment,
+            walk_away_threshold: row.walk_away_threshold,
+        },
+        usage: TokenUsage { input: row.input_tokens as u64, output: row.output_tokens as u64 },
+        cost_usd: row.cost,
+        repairs: row.repairs as u32,
+    })
+}

@@ -70,6 +70,10 @@ pub struct Config {
     pub reconcile_interval: Duration,
     pub retry: RetryConfig,
     pub log_json: bool,
+    /// Mark auth cookies `Secure`; off only for plain-HTTP local development.
+    pub cookie_secure: bool,
+    /// The SQLite file of the embedded default.
+    pub sqlite_path: String,
 }
 
 impl Config {
@@ -153,6 +157,8 @@ impl Config {
                 cap: Duration::from_millis(number("RETRY_CAP_MS", 30_000, 1, 86_400_000)?),
             },
             log_json,
+            cookie_secure: var("COOKIE_SECURE").is_none_or(|v| v != "false"),
+            sqlite_path: var("SQLITE_PATH").unwrap_or_else(|| "arian.sqlite".into()),
         })
     }
 

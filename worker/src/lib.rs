@@ -1,1 +1,140 @@
-//! placeholder
+//! Arian's worker: the apalis runtime over Arian's queue, the run handler and the reconciler.
+
+pub mod backend;
+pub mod failure;
+pub mod handler;
+pub mod reconciler;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::*;
+use arian_core::config::{Config, RetryConfig};
+use arian_core::engine::PriceTable;
+use arian_core::llm::LlmProvider;
+use arian_core::queue::JobQueue;
+use arian_core::store::Store;
+use arian_core::Catalog;
+use tokio::sync::watch;
+
+/// Everything a worker process shares between its jobs.
+pub struct WorkerDeps {
+    pub worker_id: String,
+    pub store: Store,
+    pub queue: Arc<dyn JobQueue>,
+    pub llm: Arc<dyn LlmProvider>,
+    pub catalog: Catalog,
+    pub prices: PriceTable,
+    pub lease: Duration,
+    pub retry: RetryConfig,
+    pub reconcile_interval: Duration,
+    /// Flips to true when the worker stops taking jobs; handlers park their runs.
+    pub stopping: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for WorkerDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerDeps").field("worker_id", &self.worker_id).finish_non_exhaustive()
+    }
+}
+
+/// A unique worker id: host, process id and a random suffix.
+pub fn worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into());
+    let suffix: u32 = rand::random();
+    format!("{host}-{}-{suffix:08x}", std::process::id())
+}
+
+/// Settings a worker takes from the configuration.
+pub fn deps_from_config(
+    config: &Config,
+    store: Store,
+    queue: Arc<dyn JobQueue>,
+    llm: Arc<dyn LlmProvider>,
+    stopping: watch::Receiver<bool>,
+) -> WorkerDeps {
+    WorkerDeps {
+        worker_id: worker_id(),
+        store,
+        queue,
+        llm,
+        catalog: Catalog::builtin(),
+        prices: PriceTable::default(),
+        lease: config.lease_timeout,
+        retry: config.retry,
+        reconcile_interval: config.reconcile_interval,
+        stopping,
+    }
+}
+
+/// Runs the worker until `shutdown` resolves: takes jobs with `concurrency` in flight, runs the
+/// reconciler beside, then stops taking jobs, parks in-flight runs at their next turn
+/// boundary and waits for them at most `drain_timeout`.
+pub async fn run(
+    deps: Arc<WorkerDeps>,
+    concurrency: usize,
+    stop: watch::Sender<bool>,
+    drain_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tracing::info!(worker_id = %deps.worker_id, concurrency, "worker starting");
+    let reconciler = tokio::spawn(reconciler::run(deps.clone()));
+    let worker = WorkerBuilder::new(deps.worker_id.clone())
+        .backend(backend::queue_backend(deps.clone())?)
+        .data(deps.clone())
+        .concurrency(concurrency)
+        .catch_panic()
+        .build(handler::handle_job);
+
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let mut worker = tokio::spawn(worker.run_until(async move {
+        let _ = released.await;
+        Ok::<(), std::io::Error>(())
+    }));
+
+    let result = tokio::select! {
+        ended = &mut worker => Some(ended),
+        () = shutdown => None,
+    };
+    let result = match result {
+        Some(ended) => ended.map_err(anyhow::Error::from).and_then(|r| r.map_err(|e| anyhow::anyhow!("worker ended: {e}"))),
+        None => {
+            tracing::info!("shutdown requested: no new jobs, parking in-flight runs");
+            let _ = stop.send(true);
+            let _ = release.send(());
+            match tokio::time::timeout(drain_timeout, worker).await {
+                Ok(ended) => ended.map_err(anyhow::Error::from).and_then(|r| r.map_err(|e| anyhow::anyhow!("worker ended: {e}"))),
+                Err(_) => {
+                    tracing::warn!("drain timeout passed; unfinished runs resume elsewhere when their leases expire");
+                    Ok(())
+                }
+            }
+        }
+    };
+    reconciler.abort();
+    tracing::info!(worker_id = %deps.worker_id, "worker stopped");
+    result
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

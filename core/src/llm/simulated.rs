@@ -66,9 +66,9 @@ fn user_profile(technique: &CatalogEntry, tactic: &CatalogEntry) -> Profile {
     let t = unit_hash(&technique.id);
     let k = unit_hash(&tactic.id);
     Profile {
-        anchor: 0.15 + 0.45 * k,
-        concession: 0.6 + 0.9 * t,
-        flexibility: 0.35 + 0.4 * (1.0 - k),
+        anchor: 0.1 + 0.5 * k,
+        concession: 0.5 + 1.0 * t,
+        flexibility: 0.2 + 0.45 * (1.0 - k),
         walk_risk: 0.0,
     }
 }
@@ -84,8 +84,8 @@ fn counterpart_profile(
     Profile {
         anchor: 0.1 + 0.3 * (1.0 - agreeable),
         concession: (0.5 + 1.2 * agreeable) * persuasion,
-        flexibility: (0.45 + 0.6 * agreeable) * persuasion.min(1.1),
-        walk_risk: if harsh { 0.12 + 0.2 * (1.0 - agreeable) } else { 0.02 },
+        flexibility: (0.25 + 0.55 * agreeable) * persuasion.min(1.1),
+        walk_risk: if harsh { 0.15 + 0.25 * (1.0 - agreeable) } else { 0.03 + 0.05 * (1.0 - agreeable) },
     }
 }
 

@@ -56,3 +56,10 @@ impl Store {
         serde_json::from_value(model.scenario.clone()).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 }
+
+impl Store {
+    /// A negotiation by id alone, for workers.
+    pub async fn negotiation_unscoped(&self, id: &str) -> StoreResult<Option<negotiation::Model>> {
+        Ok(negotiation::Entity::find_by_id(id.to_string()).one(&self.db).await?)
+    }
+}

@@ -358,3 +358,26 @@ fn turn_from_row(row: run_turn::Model) -> StoreResult<TurnRecord> {
         repairs: row.repairs as u32,
     })
 }
+
+impl Store {
+    /// Gives a run back to the queue, as a worker that shuts down does; the next attempt
+    /// resumes from the stored turns.
+    ///
+    /// FIXME(attempts): the attempt number fences stale workers, so it never goes down, and a
+    /// released or crashed attempt counts against `max_attempts` like a failed one; a separate
+    /// failure counter would spare runs that were only interrupted.
+    pub async fn release_run(&self, leased: &LeasedRun) -> StoreResult<()> {
+        let updated = run::Entity::update_many()
+            .col_expr(run::Column::Status, Expr::value(RunStatus::Queued.as_str()))
+            .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(run::Column::LeaseExpiresAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(run::Column::UpdatedAt, Expr::value(now()))
+            .filter(held(&leased.run.id, leased.attempt))
+            .exec(&self.db)
+            .await?;
+        if updated.rows_affected == 0 {
+            return Err(lease_lost());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,44 @@
+//! The router: every route with its middleware, built apart from serving.
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::routes::{auth, catalog, health, negotiations, runs, simulations};
+use crate::state::AppState;
+
+/// The largest request body the API reads.
+pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/auth/register", post(auth::register))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/me", get(auth::me))
+        .route("/negotiations", post(negotiations::create).get(negotiations::list))
+        .route("/negotiations/{id}", get(negotiations::get))
+        .route("/simulations/queue/{id}", post(simulations::create))
+        .route("/simulations/queue/{id}/start", post(simulations::start))
+        .route("/simulations/queue/{id}/status", get(simulations::status))
+        .route("/simulations/queue/{id}/results", get(simulations::results))
+        .route("/simulations/queue/{id}/runs", get(simulations::runs))
+        .route("/simulation-runs/{id}", get(runs::get))
+        .route("/influencing-techniques", get(catalog::techniques))
+        .route("/techniques", get(catalog::techniques))
+        .route("/negotiation-tactics", get(catalog::tactics))
+        .route("/tactics", get(catalog::tactics))
+        .route("/personality-types", get(catalog::personalities));
+
+    Router::new()
+        .nest("/api", api)
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            // Spans carry the route template, never the raw path with ids or query strings.
+            let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+            tracing::info_span!("http", method = %request.method(), route)
+        }))
+        .with_state(state)
+}

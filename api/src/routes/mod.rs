@@ -1,0 +1,8 @@
+//! HTTP handlers, one module per resource.
+
+pub mod auth;
+pub mod catalog;
+pub mod health;
+pub mod negotiations;
+pub mod runs;
+pub mod simulations;

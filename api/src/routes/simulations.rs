@@ -1,0 +1,117 @@
+//! `/api/simulations/queue`: create a batch, start it, and read its status, results and runs.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use arian_core::store::entities::simulation_queue;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::runs::run_view;
+use crate::service::{self, BatchBody};
+use crate::state::AppState;
+
+/// Creates a batch; the body is optional. `Idempotency-Key` makes a retried request return the
+/// batch the first one created.
+pub async fn create(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(negotiation_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let body: BatchBody = if body.iter().all(u8::is_ascii_whitespace) {
+        BatchBody::default()
+    } else {
+        let is_json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        crate::json::parse(&body)?
+    };
+    let key = headers.get("idempotency-key").map(|v| v.to_str().unwrap_or_default().to_string());
+    let created = service::create_batch(&state, &user.id, &negotiation_id, body, key).await?;
+    let batch = &created.batch;
+    let status = if created.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((
+        status,
+        Json(json!({
+            "success": true,
+            "queueId": batch.id,
+            "totalSimulations": batch.total_simulations,
+            "estimatedCost": batch.estimated_cost,
+        })),
+    ))
+}
+
+pub async fn start(user: AuthUser, State(state): State<AppState>, Path(queue_id): Path<String>) -> ApiResult<Json<Value>> {
+    let batch = owned_batch(&state, &user, &queue_id).await?;
+    let delivered = service::start_batch(&state, &batch).await?;
+    Ok(Json(json!({"success": true, "queueId": batch.id, "delivered": delivered})))
+}
+
+pub async fn status(user: AuthUser, State(state): State<AppState>, Path(queue_id): Path<String>) -> ApiResult<Json<Value>> {
+    let batch = owned_batch(&state, &user, &queue_id).await?;
+    Ok(Json(json!({"success": true, "data": service::batch_progress(&state, &batch).await?})))
+}
+
+pub async fn results(user: AuthUser, State(state): State<AppState>, Path(queue_id): Path<String>) -> ApiResult<Json<Value>> {
+    let batch = owned_batch(&state, &user, &queue_id).await?;
+    let rows = state.store.batch_results(&batch.id).await?;
+    let name = |id: &str| -> String {
+        state.catalog.technique(id).or_else(|| state.catalog.tactic(id)).map_or_else(|| id.to_string(), |e| e.name_en.clone())
+    };
+    let deals: i64 = rows.iter().map(|r| r.deals).sum();
+    let finished: i64 = rows.iter().map(|r| r.completed + r.failed).sum();
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let mut value = json!(row);
+            value["techniqueName"] = json!(name(&row.technique_id));
+            value["tacticName"] = json!(name(&row.tactic_id));
+            value
+        })
+        .collect();
+    Ok(Json(json!({
+        "success": true,
+        "data": {
+            "queueId": batch.id,
+            "status": batch.status,
+            "totalRuns": batch.total_simulations,
+            "deals": deals,
+            "successRate": arian_core::engine::evaluation::success_rate(deals as u64, finished as u64),
+            "totalCostUsd": batch.actual_cost,
+            "rows": rows,
+        }
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    #[serde(default)]
+    pub offset: u64,
+    #[serde(default = "default_limit")]
+    pub limit: u64,
+}
+
+fn default_limit() -> u64 {
+    1_000
+}
+
+pub async fn runs(user: AuthUser, State(state): State<AppState>, Path(queue_id): Path<String>, Query(page): Query<Page>) -> ApiResult<Json<Value>> {
+    let batch = owned_batch(&state, &user, &queue_id).await?;
+    let runs = state.store.runs_of_batch(&batch.id, page.offset, page.limit.min(10_000)).await?;
+    let data: Vec<Value> = runs.iter().map(run_view).collect();
+    Ok(Json(json!({"success": true, "data": data})))
+}
+
+async fn owned_batch(state: &AppState, user: &AuthUser, queue_id: &str) -> ApiResult<simulation_queue::Model> {
+    state.store.batch(&user.id, queue_id).await?.ok_or(ApiError::NotFound)
+}

@@ -1,0 +1,25 @@
+//! The state every handler shares.
+
+use std::sync::Arc;
+
+use arian_core::Catalog;
+use arian_core::engine::PriceTable;
+use arian_core::queue::JobQueue;
+use arian_core::store::Store;
+
+use crate::auth::tokens::TokenKeys;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub queue: Arc<dyn JobQueue>,
+    pub catalog: Arc<Catalog>,
+    pub prices: Arc<PriceTable>,
+    /// The model runs are priced with.
+    pub model: String,
+    pub max_attempts: u32,
+    pub tokens: Arc<TokenKeys>,
+    pub cookie_secure: bool,
+    /// True when the queue is the in-process one of the embedded default.
+    pub embedded: bool,
+}

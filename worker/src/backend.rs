@@ -1,0 +1,73 @@
+//! The apalis backend over Arian's queue: a fetch stream that never ends the worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::*;
+use apalis_core::backend::custom::{BackendBuilder, CustomBackend};
+use arian_core::queue::{Delivery, RunJob};
+use futures::stream::{self, BoxStream, StreamExt};
+use futures::sink::{self, Sink};
+
+use crate::WorkerDeps;
+
+/// How long an idle fetch loop blocks waiting for new work before it looks again.
+const IDLE_WAIT: Duration = Duration::from_millis(500);
+/// The longest pause after repeated backend errors.
+const MAX_ERROR_PAUSE: Duration = Duration::from_secs(5);
+
+type JobStream = BoxStream<'static, Result<Option<Task<RunJob>>, BoxDynError>>;
+type JobSink = std::pin::Pin<Box<dyn Sink<Task<RunJob>, Error = BoxDynError> + Send>>;
+
+/// The apalis backend: fetches leased jobs from the queue, one per free slot.
+pub fn queue_backend(
+    deps: Arc<WorkerDeps>,
+) -> anyhow::Result<CustomBackend<RunJob, Arc<WorkerDeps>, JobStream, JobSink>> {
+    BackendBuilder::new()
+        .database(deps)
+        .fetcher(|deps: &mut Arc<WorkerDeps>, _: &(), _: &WorkerContext| job_stream(deps.clone()))
+        .sink(|deps: &mut Arc<WorkerDeps>, _: &()| job_sink(deps.clone()))
+        .build()
+        .map_err(|e| anyhow::anyhow!("building the queue backend: {e}"))
+}
+
+/// Yields jobs as they become ready. Backend errors are logged and retried with a growing
+/// pause, never passed to apalis, which would end the worker.
+fn job_stream(deps: Arc<WorkerDeps>) -> JobStream {
+    stream::unfold((deps, Duration::ZERO), |(deps, mut pause)| async move {
+        loop {
+            match deps.queue.fetch(&deps.worker_id, deps.lease).await {
+                Ok(Some(Delivery::Job(job))) => {
+                    return Some((Ok(Some(Task::new(job))), (deps, Duration::ZERO)));
+                }
+                Ok(Some(Delivery::Poison { job_id, reason })) => {
+                    tracing::warn!(%job_id, %reason, "poison job moved to the dead letters");
+                    if let Err(e) = deps.queue.dead_letter(&job_id, &reason).await {
+                        tracing::warn!(%job_id, error = %e, "could not dead-letter a poison job");
+                    }
+                }
+                Ok(None) => {
+                    pause = Duration::ZERO;
+                    if let Err(e) = deps.queue.wait_for_work(IDLE_WAIT).await {
+                        tracing::debug!(error = %e, "waiting for work failed");
+                        tokio::time::sleep(IDLE_WAIT).await;
+                    }
+                }
+                Err(e) => {
+                    pause = (pause * 2).clamp(Duration::from_millis(100), MAX_ERROR_PAUSE);
+                    tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "fetching jobs failed; retrying");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// Jobs pushed through apalis go to the same queue the API enqueues into.
+fn job_sink(deps: Arc<WorkerDeps>) -> JobSink {
+    Box::pin(sink::unfold(deps, |deps, task: Task<RunJob>| async move {
+        deps.queue.enqueue(std::slice::from_ref(&task.args)).await.map_err(|e| Box::new(e) as BoxDynError)?;
+        Ok::<_, BoxDynError>(deps)
+    }))
+}

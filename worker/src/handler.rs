@@ -1,0 +1,183 @@
+//! The run handler: lease the run, replay its stored turns, play the rest turn by turn with a
+//! checkpoint after each, then complete, retry or fail it, fenced by the attempt.
+
+use std::sync::Arc;
+
+use apalis::prelude::*;
+use arian_core::domain::{RunStatus, Scenario};
+use arian_core::engine::{self, Negotiation, Terms, evaluate};
+use arian_core::llm::TurnContext;
+use arian_core::queue::RunJob;
+use arian_core::store::{LeasedRun, RunTotals, Store, StoreError};
+use chrono::Utc;
+use tracing::Instrument;
+
+use crate::WorkerDeps;
+use crate::failure::{Decision, RunError, decide};
+
+/// How an attempt that did not error ended.
+enum Ended {
+    Finished,
+    /// The worker is stopping: the run was handed back at a turn boundary.
+    Parked,
+}
+
+/// The apalis handler. Errors are handled here, so apalis only ever sees success.
+pub async fn handle_job(job: RunJob, deps: Data<Arc<WorkerDeps>>) -> Result<(), BoxDynError> {
+    let span = tracing::info_span!("run", run_id = %job.run_id, batch_id = %job.batch_id, worker_id = %deps.worker_id, attempt = tracing::field::Empty);
+    process(&job, &deps).instrument(span).await;
+    Ok(())
+}
+
+async fn process(job: &RunJob, deps: &WorkerDeps) {
+    let leased = match deps.store.lease_run(&job.run_id, &deps.worker_id, deps.lease).await {
+        Ok(Some(leased)) => leased,
+        Ok(None) => return settle_unleasable(job, deps).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not lease the run; delivering it again shortly");
+            let due = Utc::now() + chrono::Duration::seconds(2);
+            queue_call(deps.queue.retry_at(job, due).await, "retry_at");
+            return;
+        }
+    };
+    tracing::Span::current().record("attempt", leased.attempt);
+    tracing::info!("run leased");
+
+    let (turns, result) = play(&leased, deps).await;
+    let totals = RunTotals::of(&turns);
+    match result {
+        Ok(Ended::Parked) => {
+            if deps.store.release_run(&leased).await.is_ok() {
+                queue_call(deps.queue.retry_at(job, Utc::now()).await, "retry_at");
+                tracing::info!(turns = turns.len(), "run parked for another worker");
+            }
+        }
+        Ok(Ended::Finished) => queue_call(deps.queue.ack(job.id()).await, "ack"),
+        Err(RunError::Store(StoreError::Conflict(reason))) => {
+            tracing::warn!(%reason, "another attempt owns the run now; leaving it");
+        }
+        Err(error) => {
+            let max_attempts = leased.run.max_attempts.max(1) as u32;
+            match decide(&error, leased.attempt as u32, max_attempts, &deps.retry) {
+                Decision::RetryAt(due) => {
+                    tracing::warn!(error = %error, retry_at = %due, "run failed transiently; retrying");
+                    if deps.store.retry_run(&leased, &error.reason(), due).await.is_ok() {
+                        queue_call(deps.queue.retry_at(job, due).await, "retry_at");
+                    }
+                }
+                Decision::Fail(reason) => {
+                    tracing::error!(%reason, "run failed");
+                    if deps.store.fail_run(&leased, &reason, totals).await.is_ok() {
+                        queue_call(deps.queue.ack(job.id()).await, "ack");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Plays the run from its checkpoint. Returns the turns stored so far with the result.
+async fn play(leased: &LeasedRun, deps: &WorkerDeps) -> (Vec<arian_core::TurnRecord>, Result<Ended, RunError>) {
+    let run = &leased.run;
+    let scenario = match load_scenario(&deps.store, &run.negotiation_id).await {
+        Ok(scenario) => scenario,
+        Err(e) => return (vec![], Err(e)),
+    };
+    let (Some(technique), Some(tactic)) = (deps.catalog.technique(&run.technique_id), deps.catalog.tactic(&run.tactic_id)) else {
+        return (vec![], Err(RunError::Invalid("unknown technique or tactic".into())));
+    };
+    let personality = deps.catalog.personality(&run.personality_id);
+    let stored = match deps.store.turns(&run.id).await {
+        Ok(turns) => turns,
+        Err(e) => return (vec![], Err(e.into())),
+    };
+    let replayed = stored.len();
+    let mut negotiation = Negotiation::replay(&scenario, stored);
+    if replayed > 0 {
+        tracing::info!(replayed, "resuming from stored turns");
+    }
+
+    while let Some(next) = negotiation.next_turn() {
+        if *deps.stopping.borrow() {
+            return (negotiation.turns().to_vec(), Ok(Ended::Parked));
+        }
+        let terms = Terms::for_speaker(&scenario, next.speaker);
+        let context = TurnContext {
+            run_id: &run.id,
+            scenario: &scenario,
+            technique,
+            tactic,
+            personality,
+            next,
+            history: negotiation.turns(),
+            terms: &terms,
+            can_accept: negotiation.has_offer_to_accept(),
+        };
+        let reply = match deps.llm.play_turn(&context).await {
+            Ok(reply) => reply,
+            Err(e) => return (negotiation.turns().to_vec(), Err(e.into())),
+        };
+        let cost = deps.prices.cost(deps.llm.model(), reply.usage);
+        let record = match engine::record_turn(&negotiation, next, &terms, &reply.raw, reply.usage, cost) {
+            Ok(record) => record,
+            Err(e) => return (negotiation.turns().to_vec(), Err(e.into())),
+        };
+        if let Err(e) = deps.store.save_turn(&run.id, leased.attempt, deps.lease, &record).await {
+            return (negotiation.turns().to_vec(), Err(e.into()));
+        }
+        queue_call(deps.queue.extend(&run.id, deps.lease).await, "extend");
+        tracing::debug!(turn = next.turn, round = next.round, repairs = record.repairs, "turn stored");
+        negotiation.record(record);
+    }
+
+    let turns = negotiation.turns().to_vec();
+    let Some(outcome) = negotiation.outcome() else {
+        return (turns, Err(RunError::Invalid("negotiation ended without an outcome".into())));
+    };
+    let final_offer = negotiation.final_offer();
+    let evaluation = evaluate(&scenario, outcome, final_offer);
+    let totals = RunTotals::of(&turns);
+    if let Err(e) = deps.store.complete_run(leased, outcome, totals, final_offer, &evaluation).await {
+        return (turns, Err(e.into()));
+    }
+    tracing::info!(outcome = %outcome, rounds = totals.rounds, cost_usd = totals.cost, "run completed");
+    (turns, Ok(Ended::Finished))
+}
+
+async fn load_scenario(store: &Store, negotiation_id: &str) -> Result<Scenario, RunError> {
+    let model = store.negotiation_unscoped(negotiation_id).await?.ok_or_else(|| RunError::Invalid("negotiation is gone".into()))?;
+    Ok(Store::scenario_of(&model)?)
+}
+
+/// A job whose run could not be leased: final runs are forgotten, early retries wait for
+/// their time, runs another live attempt holds are left to it.
+async fn settle_unleasable(job: &RunJob, deps: &WorkerDeps) {
+    let run = match deps.store.run_unscoped(&job.run_id).await {
+        Ok(run) => run,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the run; delivering it again shortly");
+            queue_call(deps.queue.retry_at(job, Utc::now() + chrono::Duration::seconds(2)).await, "retry_at");
+            return;
+        }
+    };
+    let Some(run) = run else {
+        queue_call(deps.queue.dead_letter(job.id(), "no such run").await, "dead_letter");
+        return;
+    };
+    let status: Option<RunStatus> = run.status.parse().ok();
+    match (status, run.next_attempt_at) {
+        (Some(RunStatus::RetryWait), Some(due)) if due > Utc::now() => {
+            queue_call(deps.queue.retry_at(job, due).await, "retry_at");
+        }
+        _ => {
+            tracing::debug!(status = %run.status, "run not leasable; dropping the duplicate delivery");
+            queue_call(deps.queue.ack(job.id()).await, "ack");
+        }
+    }
+}
+
+fn queue_call(result: Result<(), arian_core::queue::QueueError>, operation: &str) {
+    if let Err(e) = result {
+        tracing::warn!(error = %e, operation, "queue call failed; the reconciler will repair delivery");
+    }
+}

@@ -157,7 +157,8 @@ impl Store {
     }
 
     /// Completes a run with its results and updates the batch counters, all in one
-    /// transaction fenced by the attempt. A stale attempt changes nothing.
+    /// transaction fenced by the attempt. A stale attempt changes nothing. The lease owner
+    /// stays as a record of the worker that finished the run.
     pub async fn complete_run(
         &self,
         leased: &LeasedRun,
@@ -178,7 +179,6 @@ impl Store {
             .col_expr(run::Column::TotalRounds, Expr::value(totals.rounds as i32))
             .col_expr(run::Column::DealValue, Expr::value(evaluation.deal_value))
             .col_expr(run::Column::FinalOffer, Expr::value(final_offer.map(|o| serde_json::to_value(o).unwrap_or_default())))
-            .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
             .col_expr(run::Column::LeaseExpiresAt, Expr::value(Option::<DateTime<Utc>>::None))
             .col_expr(run::Column::CompletedAt, Expr::value(at))
             .col_expr(run::Column::UpdatedAt, Expr::value(at))
@@ -228,7 +228,6 @@ impl Store {
             .col_expr(run::Column::OutputTokens, Expr::value(totals.usage.output as i64))
             .col_expr(run::Column::Cost, Expr::value(totals.cost))
             .col_expr(run::Column::TotalRounds, Expr::value(totals.rounds as i32))
-            .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
             .col_expr(run::Column::LeaseExpiresAt, Expr::value(Option::<DateTime<Utc>>::None))
             .col_expr(run::Column::CompletedAt, Expr::value(at))
             .col_expr(run::Column::UpdatedAt, Expr::value(at))

@@ -1,0 +1,5 @@
+//! The end-to-end test binary: every module runs against real services it sets up itself.
+
+mod batches;
+mod llm_http;
+mod validation;

@@ -1,8 +1,8 @@
 //! The router: every route with its middleware, built apart from serving.
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::routing::{get, post};
-use axum::Router;
 use tower_http::trace::TraceLayer;
 
 use crate::routes::{auth, catalog, health, negotiations, runs, simulations};
@@ -16,7 +16,10 @@ pub fn app(state: AppState) -> Router {
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
         .route("/auth/me", get(auth::me))
-        .route("/negotiations", post(negotiations::create).get(negotiations::list))
+        .route(
+            "/negotiations",
+            post(negotiations::create).get(negotiations::list),
+        )
         .route("/negotiations/{id}", get(negotiations::get))
         .route("/simulations/queue/{id}", post(simulations::create))
         .route("/simulations/queue/{id}/start", post(simulations::start))
@@ -35,10 +38,15 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            // Spans carry the route template, never the raw path with ids or query strings.
-            let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-            tracing::info_span!("http", method = %request.method(), route)
-        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                // Spans carry the route template, never the raw path with ids or query strings.
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("unmatched", MatchedPath::as_str);
+                tracing::info_span!("http", method = %request.method(), route)
+            }),
+        )
         .with_state(state)
 }

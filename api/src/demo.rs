@@ -36,10 +36,13 @@ pub struct DemoArgs {
 
 pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<()> {
     let scenario_json = load_scenario(args.scenario.as_ref())?;
-    let sqlite_path = std::env::temp_dir().join(format!("arian-demo-{}.sqlite", std::process::id()));
+    let sqlite_path =
+        std::env::temp_dir().join(format!("arian-demo-{}.sqlite", std::process::id()));
     let services = startup::connect(&config, &sqlite_path.to_string_lossy()).await?;
     if services.embedded && args.workers == 0 {
-        anyhow::bail!("--workers 0 needs DATABASE_URL and REDIS_URL: the embedded queue only reaches in-process workers");
+        anyhow::bail!(
+            "--workers 0 needs DATABASE_URL and REDIS_URL: the embedded queue only reaches in-process workers"
+        );
     }
     let result = play(&config, &services, &args, scenario_json).await;
     if services.embedded {
@@ -58,39 +61,73 @@ pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<()> {
 
 fn load_scenario(path: Option<&PathBuf>) -> anyhow::Result<Value> {
     let text = match path {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
-        None => SHIPPED.iter().find(|(name, _)| *name == DEFAULT_SCENARIO).map(|(_, text)| text.to_string()).context("shipped scenario")?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => SHIPPED
+            .iter()
+            .find(|(name, _)| *name == DEFAULT_SCENARIO)
+            .map(|(_, text)| text.to_string())
+            .context("shipped scenario")?,
     };
     let value: Value = serde_json::from_str(&text).context("the scenario is not valid JSON")?;
     let input = input_from_file(&value).context("the scenario does not have the expected shape")?;
     Ok(serde_json::to_value(input)?)
 }
 
-async fn play(config: &Config, services: &Services, args: &DemoArgs, scenario: Value) -> anyhow::Result<Value> {
+async fn play(
+    config: &Config,
+    services: &Services,
+    args: &DemoArgs,
+    scenario: Value,
+) -> anyhow::Result<Value> {
     let secret = SecretString::from(format!("{:064x}", rand::random::<u128>()));
     let state = startup::app_state(config, services, TokenKeys::new(&secret)?);
     let workers = startup::spawn_workers(config, services, args.workers)?;
 
     let username = format!("demo-{:08x}", rand::random::<u32>());
-    let user = state.store.create_user(&username, "demo user without password login").await?;
-    let negotiation = service::create_negotiation(&state, &user.id, scenario).await.map_err(|e| anyhow::anyhow!("the scenario was rejected: {e}"))?;
-    let probe = service::create_batch(&state, &user.id, &negotiation.id, BatchBody { repetitions: Some(1), ..Default::default() }, Some("probe".into()))
+    let user = state
+        .store
+        .create_user(&username, "demo user without password login")
+        .await?;
+    let negotiation = service::create_negotiation(&state, &user.id, scenario)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| anyhow::anyhow!("the scenario was rejected: {e}"))?;
+    let probe = service::create_batch(
+        &state,
+        &user.id,
+        &negotiation.id,
+        BatchBody {
+            repetitions: Some(1),
+            ..Default::default()
+        },
+        Some("probe".into()),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let combinations = probe.batch.total_simulations.max(1) as usize;
     let repetitions = args.runs.div_ceil(combinations).max(1) as u32;
     let batch = if repetitions == 1 {
         probe.batch
     } else {
-        let body = BatchBody { repetitions: Some(repetitions), ..Default::default() };
-        service::create_batch(&state, &user.id, &negotiation.id, body, None).await.map_err(|e| anyhow::anyhow!("{e}"))?.batch
+        let body = BatchBody {
+            repetitions: Some(repetitions),
+            ..Default::default()
+        };
+        service::create_batch(&state, &user.id, &negotiation.id, body, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .batch
     };
     let started = Instant::now();
-    service::start_batch(&state, &batch).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    service::start_batch(&state, &batch)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let total = batch.total_simulations as u64;
     let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} runs {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} runs {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     loop {
         let counts = state.store.run_counts(&batch.id).await?;
@@ -104,9 +141,19 @@ async fn play(config: &Config, services: &Services, args: &DemoArgs, scenario: V
     let elapsed = started.elapsed();
     workers.shutdown().await;
 
-    let batch = state.store.batch_unscoped(&batch.id).await?.context("the batch disappeared")?;
+    let batch = state
+        .store
+        .batch_unscoped(&batch.id)
+        .await?
+        .context("the batch disappeared")?;
     let rows = state.store.batch_results(&batch.id).await?;
-    let name = |id: &str| state.catalog.technique(id).or_else(|| state.catalog.tactic(id)).map_or_else(|| id.to_string(), |e| e.name_en.clone());
+    let name = |id: &str| {
+        state
+            .catalog
+            .technique(id)
+            .or_else(|| state.catalog.tactic(id))
+            .map_or_else(|| id.to_string(), |e| e.name_en.clone())
+    };
     let rows_json: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -138,11 +185,31 @@ async fn play(config: &Config, services: &Services, args: &DemoArgs, scenario: V
 }
 
 fn print_table(summary: &Value) {
-    println!("\n{} ({} runs, {} mode, model {})", summary["scenario"].as_str().unwrap_or_default(), summary["total_runs"], summary["mode"].as_str().unwrap_or_default(), summary["model"].as_str().unwrap_or_default());
-    println!("{:<24} {:<28} {:>5} {:>6} {:>14} {:>7} {:>8} {:>10}", "technique", "tactic", "runs", "deals", "avg deal", "rounds", "tokens", "cost USD");
+    println!(
+        "\n{} ({} runs, {} mode, model {})",
+        summary["scenario"].as_str().unwrap_or_default(),
+        summary["total_runs"],
+        summary["mode"].as_str().unwrap_or_default(),
+        summary["model"].as_str().unwrap_or_default()
+    );
+    println!(
+        "{:<24} {:<28} {:>5} {:>6} {:>14} {:>7} {:>8} {:>10}",
+        "technique", "tactic", "runs", "deals", "avg deal", "rounds", "tokens", "cost USD"
+    );
     for row in summary["rows"].as_array().into_iter().flatten() {
-        let text = |k: &str| row[k].as_str().unwrap_or_default().chars().take(27).collect::<String>();
-        let number = |k: &str, digits: usize| row[k].as_f64().map_or("-".to_string(), |v| format!("{v:.digits$}"));
+        let text = |k: &str| {
+            row[k]
+                .as_str()
+                .unwrap_or_default()
+                .chars()
+                .take(27)
+                .collect::<String>()
+        };
+        let number = |k: &str, digits: usize| {
+            row[k]
+                .as_f64()
+                .map_or("-".to_string(), |v| format!("{v:.digits$}"))
+        };
         println!(
             "{:<24} {:<28} {:>5} {:>6} {:>14} {:>7} {:>8} {:>10}",
             text("technique"),
@@ -157,7 +224,11 @@ fn print_table(summary: &Value) {
     }
     println!(
         "\ncompleted {}/{} runs, {} deals, {} tokens, {:.4} USD in {:.1}s",
-        summary["completed_runs"], summary["total_runs"], summary["deals"], summary["total_tokens"],
-        summary["total_cost_usd"].as_f64().unwrap_or_default(), summary["elapsed_secs"].as_f64().unwrap_or_default()
+        summary["completed_runs"],
+        summary["total_runs"],
+        summary["deals"],
+        summary["total_tokens"],
+        summary["total_cost_usd"].as_f64().unwrap_or_default(),
+        summary["elapsed_secs"].as_f64().unwrap_or_default()
     );
 }

@@ -14,7 +14,10 @@ pub enum ApiError {
     #[error("{message}")]
     Validation { field: String, message: String },
     #[error("{message}")]
-    BadRequest { field: Option<String>, message: String },
+    BadRequest {
+        field: Option<String>,
+        message: String,
+    },
     #[error("authentication required")]
     Unauthorized,
     #[error("invalid credentials")]
@@ -33,7 +36,10 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::Validation { field: field.into(), message: message.into() }
+        ApiError::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
@@ -42,13 +48,23 @@ impl ApiError {
 
     fn parts(&self) -> (StatusCode, &'static str, Option<&str>) {
         match self {
-            ApiError::Validation { field, .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", Some(field)),
-            ApiError::BadRequest { field, .. } => (StatusCode::BAD_REQUEST, "bad_request", field.as_deref()),
+            ApiError::Validation { field, .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                Some(field),
+            ),
+            ApiError::BadRequest { field, .. } => {
+                (StatusCode::BAD_REQUEST, "bad_request", field.as_deref())
+            }
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials", None),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", None),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
-            ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", None),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                None,
+            ),
             ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
         }
@@ -67,7 +83,9 @@ impl IntoResponse for ApiError {
         }
         let mut response = (status, axum::Json(json!({"error": error}))).into_response();
         if let ApiError::Unavailable { retry_after_secs } = self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
     }
@@ -75,7 +93,10 @@ impl IntoResponse for ApiError {
 
 impl From<ValidationError> for ApiError {
     fn from(error: ValidationError) -> Self {
-        ApiError::Validation { field: error.field, message: error.message }
+        ApiError::Validation {
+            field: error.field,
+            message: error.message,
+        }
     }
 }
 
@@ -92,7 +113,9 @@ impl From<StoreError> for ApiError {
 impl From<QueueError> for ApiError {
     fn from(error: QueueError) -> Self {
         tracing::warn!(error = %error, "queue unavailable");
-        ApiError::Unavailable { retry_after_secs: 5 }
+        ApiError::Unavailable {
+            retry_after_secs: 5,
+        }
     }
 }
 

@@ -20,11 +20,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/json"));
-        let bytes = Bytes::from_request(request, state).await.map_err(|e| ApiError::BadRequest {
-            field: None,
-            message: format!("could not read the body: {e}"),
-        })?;
+            .is_some_and(|v| {
+                v.trim()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            });
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|e| ApiError::BadRequest {
+                    field: None,
+                    message: format!("could not read the body: {e}"),
+                })?;
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
@@ -40,9 +47,16 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = error.into_inner();
         let message = inner.to_string();
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::BadRequest { field: None, message: format!("malformed JSON: {message}") }
+            ApiError::BadRequest {
+                field: None,
+                message: format!("malformed JSON: {message}"),
+            }
         } else {
-            let field = if field == "." { missing_field(&message).unwrap_or(field) } else { field };
+            let field = if field == "." {
+                missing_field(&message).unwrap_or(field)
+            } else {
+                field
+            };
             ApiError::Validation { field, message }
         }
     })

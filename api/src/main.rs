@@ -6,7 +6,10 @@ use arian_core::config::Config;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "arian-api", about = "Arian: LLM negotiation simulations at scale")]
+#[command(
+    name = "arian-api",
+    about = "Arian: LLM negotiation simulations at scale"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

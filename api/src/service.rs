@@ -25,10 +25,17 @@ pub struct BatchBody {
     pub budget_usd: Option<f64>,
 }
 
-pub async fn create_negotiation(state: &AppState, user_id: &str, body: Value) -> ApiResult<negotiation::Model> {
+pub async fn create_negotiation(
+    state: &AppState,
+    user_id: &str,
+    body: Value,
+) -> ApiResult<negotiation::Model> {
     let input: NegotiationInput = crate::json::parse(body.to_string().as_bytes())?;
     let scenario = input.validate(&state.catalog)?;
-    Ok(state.store.create_negotiation(user_id, body, &scenario).await?)
+    Ok(state
+        .store
+        .create_negotiation(user_id, body, &scenario)
+        .await?)
 }
 
 pub async fn create_batch(
@@ -38,26 +45,42 @@ pub async fn create_batch(
     body: BatchBody,
     idempotency_key: Option<String>,
 ) -> ApiResult<CreatedBatch> {
-    let negotiation = state.store.negotiation(user_id, negotiation_id).await?.ok_or(ApiError::NotFound)?;
+    let negotiation = state
+        .store
+        .negotiation(user_id, negotiation_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let scenario = Store::scenario_of(&negotiation)?;
     let plan = BatchPlan::resolve(
-        body.techniques.unwrap_or_else(|| scenario.techniques.clone()),
+        body.techniques
+            .unwrap_or_else(|| scenario.techniques.clone()),
         body.tactics.unwrap_or_else(|| scenario.tactics.clone()),
-        body.personalities.unwrap_or_else(|| scenario.personalities.clone()),
+        body.personalities
+            .unwrap_or_else(|| scenario.personalities.clone()),
         body.repetitions.unwrap_or(1),
         &state.catalog,
     )?;
     let max_concurrent = body.max_concurrent.unwrap_or(10);
     if !(1..=10_000).contains(&max_concurrent) {
-        return Err(ApiError::validation("maxConcurrent", "must be between 1 and 10000"));
+        return Err(ApiError::validation(
+            "maxConcurrent",
+            "must be between 1 and 10000",
+        ));
     }
-    if let Some(budget) = body.budget_usd {
-        if !budget.is_finite() || budget <= 0.0 {
-            return Err(ApiError::validation("budgetUsd", "must be a positive number"));
-        }
+    if body.budget_usd.is_some_and(|b| !b.is_finite() || b <= 0.0) {
+        return Err(ApiError::validation(
+            "budgetUsd",
+            "must be a positive number",
+        ));
     }
-    if idempotency_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
-        return Err(ApiError::BadRequest { field: Some("Idempotency-Key".into()), message: "must be 1 to 200 characters".into() });
+    if idempotency_key
+        .as_ref()
+        .is_some_and(|k| k.is_empty() || k.len() > 200)
+    {
+        return Err(ApiError::BadRequest {
+            field: Some("Idempotency-Key".into()),
+            message: "must be 1 to 200 characters".into(),
+        });
     }
     let per_run = estimate_run_cost(&scenario, &state.prices, &state.model);
     let request = BatchRequest {
@@ -68,7 +91,10 @@ pub async fn create_batch(
         budget_usd: body.budget_usd,
         idempotency_key,
     };
-    Ok(state.store.create_batch(user_id, &negotiation.id, &request).await?)
+    Ok(state
+        .store
+        .create_batch(user_id, &negotiation.id, &request)
+        .await?)
 }
 
 /// Marks the batch's pending runs queued and delivers every queued run; returns how many
@@ -76,7 +102,10 @@ pub async fn create_batch(
 /// and the reconciler delivers them later.
 pub async fn start_batch(state: &AppState, batch: &simulation_queue::Model) -> ApiResult<usize> {
     let run_ids = state.store.start_batch(&batch.id).await?;
-    let jobs: Vec<RunJob> = run_ids.into_iter().map(|id| RunJob::new(id, batch.id.clone())).collect();
+    let jobs: Vec<RunJob> = run_ids
+        .into_iter()
+        .map(|id| RunJob::new(id, batch.id.clone()))
+        .collect();
     let delivered = state.queue.enqueue(&jobs).await?;
     tracing::info!(batch_id = %batch.id, delivered, "batch started");
     Ok(delivered)
@@ -87,12 +116,19 @@ pub async fn batch_progress(state: &AppState, batch: &simulation_queue::Model) -
     let counts = state.store.run_counts(&batch.id).await?;
     let total = batch.total_simulations.max(0) as u64;
     let finished = counts.finished();
-    let progress = if total == 0 { 100.0 } else { (finished as f64 / total as f64 * 1000.0).round() / 10.0 };
+    let progress = if total == 0 {
+        100.0
+    } else {
+        (finished as f64 / total as f64 * 1000.0).round() / 10.0
+    };
     let remaining = total.saturating_sub(finished);
-    let estimated_time_remaining = batch.started_at.filter(|_| finished > 0 && remaining > 0).map(|started| {
-        let elapsed = (chrono::Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
-        (elapsed / finished as f64 * remaining as f64).round()
-    });
+    let estimated_time_remaining = batch
+        .started_at
+        .filter(|_| finished > 0 && remaining > 0)
+        .map(|started| {
+            let elapsed = (chrono::Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
+            (elapsed / finished as f64 * remaining as f64).round()
+        });
     Ok(serde_json::json!({
         "id": batch.id,
         "negotiationId": batch.negotiation_id,

@@ -31,15 +31,31 @@ pub struct Services {
 pub async fn connect(config: &Config, sqlite_path: &str) -> anyhow::Result<Services> {
     match (&config.database_url, &config.redis_url) {
         (Some(database_url), Some(redis_url)) => {
-            let store = Store::connect(database_url).await.context("connecting to DATABASE_URL")?;
-            let queue = RedisQueue::connect(redis_url, &config.redis_prefix, config.worker_concurrency + 8)
-                .context("configuring REDIS_URL")?;
-            Ok(Services { store, queue: Arc::new(queue), embedded: false })
+            let store = Store::connect(database_url)
+                .await
+                .context("connecting to DATABASE_URL")?;
+            let queue = RedisQueue::connect(
+                redis_url,
+                &config.redis_prefix,
+                config.worker_concurrency + 8,
+            )
+            .context("configuring REDIS_URL")?;
+            Ok(Services {
+                store,
+                queue: Arc::new(queue),
+                embedded: false,
+            })
         }
         _ => {
             let url = format!("sqlite://{sqlite_path}?mode=rwc");
-            let store = Store::connect(&url).await.with_context(|| format!("opening SQLite file {sqlite_path}"))?;
-            Ok(Services { store, queue: Arc::new(MemoryQueue::new()), embedded: true })
+            let store = Store::connect(&url)
+                .await
+                .with_context(|| format!("opening SQLite file {sqlite_path}"))?;
+            Ok(Services {
+                store,
+                queue: Arc::new(MemoryQueue::new()),
+                embedded: true,
+            })
         }
     }
 }
@@ -73,7 +89,11 @@ impl InProcessWorkers {
     }
 }
 
-pub fn spawn_workers(config: &Config, services: &Services, count: usize) -> anyhow::Result<InProcessWorkers> {
+pub fn spawn_workers(
+    config: &Config,
+    services: &Services,
+    count: usize,
+) -> anyhow::Result<InProcessWorkers> {
     let llm = provider_from_config(&config.llm).context("configuring the LLM provider")?;
     let (stop, _) = watch::channel(false);
     let mut handles = Vec::with_capacity(count);
@@ -92,26 +112,44 @@ pub fn spawn_workers(config: &Config, services: &Services, count: usize) -> anyh
         };
         let drain = config.shutdown_timeout;
         let concurrency = config.worker_concurrency;
-        handles.push(tokio::spawn(arian_worker::run(deps, concurrency, worker_stop, drain, signal)));
+        handles.push(tokio::spawn(arian_worker::run(
+            deps,
+            concurrency,
+            worker_stop,
+            drain,
+            signal,
+        )));
     }
     Ok(InProcessWorkers { stop, handles })
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    axum::serve(listener, crate::app(state)).with_graceful_shutdown(shutdown).await.context("serving HTTP")
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, crate::app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")
 }
 
 /// The `serve` command: the API, plus one in-process worker in the embedded default.
 pub async fn run_server(config: Config) -> anyhow::Result<()> {
-    let secret = config
-        .jwt_secret
-        .clone()
-        .context("configuration error: JWT_SECRET is required to serve the API (at least 32 bytes)")?;
+    let secret = config.jwt_secret.clone().context(
+        "configuration error: JWT_SECRET is required to serve the API (at least 32 bytes)",
+    )?;
     let services = connect(&config, &config.sqlite_path).await?;
     let state = app_state(&config, &services, TokenKeys::new(&secret)?);
-    let workers = if services.embedded { Some(spawn_workers(&config, &services, 1)?) } else { None };
-    let listener = TcpListener::bind(config.api_addr).await.with_context(|| format!("binding API_ADDR {}", config.api_addr))?;
+    let workers = if services.embedded {
+        Some(spawn_workers(&config, &services, 1)?)
+    } else {
+        None
+    };
+    let listener = TcpListener::bind(config.api_addr)
+        .await
+        .with_context(|| format!("binding API_ADDR {}", config.api_addr))?;
     tracing::info!(addr = %config.api_addr, embedded = services.embedded, "api listening");
     serve(listener, state, arian_worker::shutdown_signal()).await?;
     if let Some(workers) = workers {

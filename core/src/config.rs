@@ -17,7 +17,10 @@ pub struct ConfigError {
 }
 
 fn invalid(var: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError { var, message: message.into() }
+    ConfigError {
+        var,
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,41 +82,63 @@ pub struct Config {
 impl Config {
     /// Parses the configuration from a variable lookup (the binaries pass the environment).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let var = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let var = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let database_url = var("DATABASE_URL");
         let redis_url = var("REDIS_URL");
         match (&database_url, &redis_url) {
-            (Some(_), None) => return Err(invalid("REDIS_URL", "is required when DATABASE_URL is set")),
-            (None, Some(_)) => return Err(invalid("DATABASE_URL", "is required when REDIS_URL is set")),
+            (Some(_), None) => {
+                return Err(invalid("REDIS_URL", "is required when DATABASE_URL is set"));
+            }
+            (None, Some(_)) => {
+                return Err(invalid("DATABASE_URL", "is required when REDIS_URL is set"));
+            }
             _ => {}
         }
         let jwt_secret = var("JWT_SECRET");
-        if let Some(secret) = &jwt_secret {
-            if secret.len() < MIN_JWT_SECRET_BYTES {
-                return Err(invalid("JWT_SECRET", format!("must be at least {MIN_JWT_SECRET_BYTES} bytes")));
-            }
+        if jwt_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < MIN_JWT_SECRET_BYTES)
+        {
+            return Err(invalid(
+                "JWT_SECRET",
+                format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+            ));
         }
         let provider = match var("LLM_PROVIDER").as_deref() {
             None | Some("simulated") => LlmProviderKind::Simulated,
             Some("openai") => LlmProviderKind::OpenAi,
             Some(_) => return Err(invalid("LLM_PROVIDER", "must be simulated or openai")),
         };
-        let api_key = var("LLM_API_KEY").or_else(|| var("OPENAI_API_KEY")).map(SecretString::from);
+        let api_key = var("LLM_API_KEY")
+            .or_else(|| var("OPENAI_API_KEY"))
+            .map(SecretString::from);
         if provider == LlmProviderKind::OpenAi && api_key.is_none() {
-            return Err(invalid("LLM_API_KEY", "is required when LLM_PROVIDER is openai (or set OPENAI_API_KEY)"));
+            return Err(invalid(
+                "LLM_API_KEY",
+                "is required when LLM_PROVIDER is openai (or set OPENAI_API_KEY)",
+            ));
         }
         let base_url = var("LLM_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into());
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(invalid("LLM_BASE_URL", "must be an http or https URL"));
         }
-        let number = |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-            let Some(text) = var(name) else { return Ok(default) };
-            let value: u64 = text.parse().map_err(|_| invalid(name, "must be a whole number"))?;
-            if value < min || value > max {
-                return Err(invalid(name, format!("must be between {min} and {max}")));
-            }
-            Ok(value)
-        };
+        let number =
+            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+                let Some(text) = var(name) else {
+                    return Ok(default);
+                };
+                let value: u64 = text
+                    .parse()
+                    .map_err(|_| invalid(name, "must be a whole number"))?;
+                if value < min || value > max {
+                    return Err(invalid(name, format!("must be between {min} and {max}")));
+                }
+                Ok(value)
+            };
         let factor = match var("RETRY_FACTOR") {
             None => 2.0,
             Some(text) => text
@@ -125,7 +150,12 @@ impl Config {
         let api_addr = var("API_ADDR")
             .unwrap_or_else(|| "127.0.0.1:8080".into())
             .parse()
-            .map_err(|_| invalid("API_ADDR", "must be a socket address such as 127.0.0.1:8080"))?;
+            .map_err(|_| {
+                invalid(
+                    "API_ADDR",
+                    "must be a socket address such as 127.0.0.1:8080",
+                )
+            })?;
         let log_json = match var("LOG_FORMAT").as_deref() {
             None | Some("json") => true,
             Some("pretty") => false,
@@ -143,13 +173,23 @@ impl Config {
                 base_url,
                 api_key,
                 model: var("NEGOTIATION_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
-                simulated_latency: Duration::from_millis(number("SIMULATED_LATENCY_MS", 0, 0, 600_000)?),
+                simulated_latency: Duration::from_millis(number(
+                    "SIMULATED_LATENCY_MS",
+                    0,
+                    0,
+                    600_000,
+                )?),
                 request_timeout: Duration::from_secs(number("LLM_TIMEOUT_SECS", 60, 1, 3_600)?),
                 use_json_schema: var("LLM_JSON_SCHEMA").is_none_or(|v| v != "false"),
             },
             lease_timeout: Duration::from_secs(number("LEASE_TIMEOUT_SECS", 15, 1, 3_600)?),
             shutdown_timeout: Duration::from_secs(number("SHUTDOWN_TIMEOUT_SECS", 30, 0, 3_600)?),
-            reconcile_interval: Duration::from_secs(number("RECONCILE_INTERVAL_SECS", 5, 1, 3_600)?),
+            reconcile_interval: Duration::from_secs(number(
+                "RECONCILE_INTERVAL_SECS",
+                5,
+                1,
+                3_600,
+            )?),
             retry: RetryConfig {
                 max_attempts: number("MAX_ATTEMPTS", 3, 1, 100)? as u32,
                 base: Duration::from_millis(number("RETRY_BASE_MS", 2_000, 1, 3_600_000)?),
@@ -175,7 +215,10 @@ mod tests {
     use super::*;
 
     fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -208,7 +251,8 @@ mod tests {
 
     #[test]
     fn the_openai_key_falls_back_to_openai_api_key() {
-        let config = parse(&[("LLM_PROVIDER", "openai"), ("OPENAI_API_KEY", "sk-test")]).expect("parses");
+        let config =
+            parse(&[("LLM_PROVIDER", "openai"), ("OPENAI_API_KEY", "sk-test")]).expect("parses");
         assert!(config.llm.api_key.is_some());
     }
 }

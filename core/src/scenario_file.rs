@@ -6,9 +6,18 @@ use crate::domain::NegotiationInput;
 
 /// Scenarios shipped with Arian, by file name.
 pub const SHIPPED: &[(&str, &str)] = &[
-    ("01-seller-snacks-vs-retailer.json", include_str!("../data/scenarios/01-seller-snacks-vs-retailer.json")),
-    ("02-buyer-retailer-vs-manufacturer.json", include_str!("../data/scenarios/02-buyer-retailer-vs-manufacturer.json")),
-    ("03-seller-all-personalities-matrix.json", include_str!("../data/scenarios/03-seller-all-personalities-matrix.json")),
+    (
+        "01-seller-snacks-vs-retailer.json",
+        include_str!("../data/scenarios/01-seller-snacks-vs-retailer.json"),
+    ),
+    (
+        "02-buyer-retailer-vs-manufacturer.json",
+        include_str!("../data/scenarios/02-buyer-retailer-vs-manufacturer.json"),
+    ),
+    (
+        "03-seller-all-personalities-matrix.json",
+        include_str!("../data/scenarios/03-seller-all-personalities-matrix.json"),
+    ),
 ];
 
 /// Accepts either a scenario file (`negotiation: {title, description, scenario}` beside

@@ -33,7 +33,12 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(RefreshTokens::ExpiresAt))
                     .col(timestamp_with_time_zone_null(RefreshTokens::UsedAt))
                     .col(timestamp_with_time_zone_null(RefreshTokens::RevokedAt))
-                    .foreign_key(&mut cascade(RefreshTokens::Table, RefreshTokens::UserId, Users::Table, Users::Id))
+                    .foreign_key(&mut cascade(
+                        RefreshTokens::Table,
+                        RefreshTokens::UserId,
+                        Users::Table,
+                        Users::Id,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -52,7 +57,12 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(Negotiations::UpdatedAt))
                     .col(timestamp_with_time_zone_null(Negotiations::StartedAt))
                     .col(timestamp_with_time_zone_null(Negotiations::CompletedAt))
-                    .foreign_key(&mut cascade(Negotiations::Table, Negotiations::UserId, Users::Table, Users::Id))
+                    .foreign_key(&mut cascade(
+                        Negotiations::Table,
+                        Negotiations::UserId,
+                        Users::Table,
+                        Users::Id,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -104,7 +114,9 @@ impl MigrationTrait for Migration {
                     .col(integer(SimulationRuns::Attempt).default(0))
                     .col(integer(SimulationRuns::MaxAttempts))
                     .col(string_len_null(SimulationRuns::LeaseOwner, 200))
-                    .col(timestamp_with_time_zone_null(SimulationRuns::LeaseExpiresAt))
+                    .col(timestamp_with_time_zone_null(
+                        SimulationRuns::LeaseExpiresAt,
+                    ))
                     .col(timestamp_with_time_zone_null(SimulationRuns::NextAttemptAt))
                     .col(big_integer(SimulationRuns::InputTokens).default(0))
                     .col(big_integer(SimulationRuns::OutputTokens).default(0))
@@ -147,8 +159,13 @@ impl MigrationTrait for Migration {
                     .col(double(RunTurns::Cost))
                     .col(integer(RunTurns::Repairs))
                     .col(timestamp_with_time_zone(RunTurns::CreatedAt))
-                    .primary_key(&mut Index::create().col(RunTurns::RunId).col(RunTurns::Turn))
-                    .foreign_key(&mut cascade(RunTurns::Table, RunTurns::RunId, SimulationRuns::Table, SimulationRuns::Id))
+                    .primary_key(Index::create().col(RunTurns::RunId).col(RunTurns::Turn))
+                    .foreign_key(&mut cascade(
+                        RunTurns::Table,
+                        RunTurns::RunId,
+                        SimulationRuns::Table,
+                        SimulationRuns::Id,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -167,8 +184,17 @@ impl MigrationTrait for Migration {
                     .col(double(ProductResults::Subtotal))
                     .col(double(ProductResults::TargetSubtotal))
                     .col(double(ProductResults::PerformanceScore))
-                    .primary_key(&mut Index::create().col(ProductResults::RunId).col(ProductResults::ProductName))
-                    .foreign_key(&mut cascade(ProductResults::Table, ProductResults::RunId, SimulationRuns::Table, SimulationRuns::Id))
+                    .primary_key(
+                        Index::create()
+                            .col(ProductResults::RunId)
+                            .col(ProductResults::ProductName),
+                    )
+                    .foreign_key(&mut cascade(
+                        ProductResults::Table,
+                        ProductResults::RunId,
+                        SimulationRuns::Table,
+                        SimulationRuns::Id,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -182,12 +208,25 @@ impl MigrationTrait for Migration {
                     .col(double(DimensionResults::TargetValue))
                     .col(boolean(DimensionResults::WithinBounds))
                     .col(integer(DimensionResults::Priority))
-                    .primary_key(&mut Index::create().col(DimensionResults::RunId).col(DimensionResults::DimensionName))
-                    .foreign_key(&mut cascade(DimensionResults::Table, DimensionResults::RunId, SimulationRuns::Table, SimulationRuns::Id))
+                    .primary_key(
+                        Index::create()
+                            .col(DimensionResults::RunId)
+                            .col(DimensionResults::DimensionName),
+                    )
+                    .foreign_key(&mut cascade(
+                        DimensionResults::Table,
+                        DimensionResults::RunId,
+                        SimulationRuns::Table,
+                        SimulationRuns::Id,
+                    ))
                     .to_owned(),
             )
             .await?;
-        for table in [CatalogTable::Techniques, CatalogTable::Tactics, CatalogTable::Personalities] {
+        for table in [
+            CatalogTable::Techniques,
+            CatalogTable::Tactics,
+            CatalogTable::Personalities,
+        ] {
             manager
                 .create_table(
                     Table::create()
@@ -219,7 +258,9 @@ impl MigrationTrait for Migration {
             Users::Table.into_iden(),
         ];
         for table in tables {
-            manager.drop_table(Table::drop().table(table).if_exists().to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).if_exists().to_owned())
+                .await?;
         }
         Ok(())
     }
@@ -227,12 +268,51 @@ impl MigrationTrait for Migration {
 
 async fn create_indexes(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     let indexes = [
-        index("idx_negotiations_user_status", Negotiations::Table, &[Negotiations::UserId.into_iden(), Negotiations::Status.into_iden()]),
-        index("idx_queue_negotiation_status", SimulationQueue::Table, &[SimulationQueue::NegotiationId.into_iden(), SimulationQueue::Status.into_iden()]),
-        index("idx_queue_status_created", SimulationQueue::Table, &[SimulationQueue::Status.into_iden(), SimulationQueue::CreatedAt.into_iden()]),
-        index("idx_runs_queue_status", SimulationRuns::Table, &[SimulationRuns::QueueId.into_iden(), SimulationRuns::Status.into_iden()]),
-        index("idx_runs_negotiation_status", SimulationRuns::Table, &[SimulationRuns::NegotiationId.into_iden(), SimulationRuns::Status.into_iden()]),
-        index("idx_refresh_tokens_family", RefreshTokens::Table, &[RefreshTokens::FamilyId.into_iden()]),
+        index(
+            "idx_negotiations_user_status",
+            Negotiations::Table,
+            &[
+                Negotiations::UserId.into_iden(),
+                Negotiations::Status.into_iden(),
+            ],
+        ),
+        index(
+            "idx_queue_negotiation_status",
+            SimulationQueue::Table,
+            &[
+                SimulationQueue::NegotiationId.into_iden(),
+                SimulationQueue::Status.into_iden(),
+            ],
+        ),
+        index(
+            "idx_queue_status_created",
+            SimulationQueue::Table,
+            &[
+                SimulationQueue::Status.into_iden(),
+                SimulationQueue::CreatedAt.into_iden(),
+            ],
+        ),
+        index(
+            "idx_runs_queue_status",
+            SimulationRuns::Table,
+            &[
+                SimulationRuns::QueueId.into_iden(),
+                SimulationRuns::Status.into_iden(),
+            ],
+        ),
+        index(
+            "idx_runs_negotiation_status",
+            SimulationRuns::Table,
+            &[
+                SimulationRuns::NegotiationId.into_iden(),
+                SimulationRuns::Status.into_iden(),
+            ],
+        ),
+        index(
+            "idx_refresh_tokens_family",
+            RefreshTokens::Table,
+            &[RefreshTokens::FamilyId.into_iden()],
+        ),
     ];
     for statement in indexes {
         manager.create_index(statement).await?;
@@ -304,44 +384,146 @@ fn cascade(
 }
 
 #[derive(DeriveIden)]
-enum Users { Table, Id, Username, PasswordHash, CreatedAt, TokensValidAfter }
+enum Users {
+    Table,
+    Id,
+    Username,
+    PasswordHash,
+    CreatedAt,
+    TokensValidAfter,
+}
 
 #[derive(DeriveIden)]
-enum RefreshTokens { Table, Id, UserId, FamilyId, TokenHash, IssuedAt, ExpiresAt, UsedAt, RevokedAt }
+enum RefreshTokens {
+    Table,
+    Id,
+    UserId,
+    FamilyId,
+    TokenHash,
+    IssuedAt,
+    ExpiresAt,
+    UsedAt,
+    RevokedAt,
+}
 
 #[derive(DeriveIden)]
-enum Negotiations { Table, Id, UserId, Title, Description, Status, Input, Scenario, CreatedAt, UpdatedAt, StartedAt, CompletedAt }
+enum Negotiations {
+    Table,
+    Id,
+    UserId,
+    Title,
+    Description,
+    Status,
+    Input,
+    Scenario,
+    CreatedAt,
+    UpdatedAt,
+    StartedAt,
+    CompletedAt,
+}
 
 #[derive(DeriveIden)]
 enum SimulationQueue {
-    Table, Id, NegotiationId, UserId, Status, TotalSimulations, CompletedCount, FailedCount,
-    StoppedCount, MaxConcurrent, EstimatedCost, ActualCost, BudgetUsd, IdempotencyKey, CreatedAt,
-    UpdatedAt, StartedAt, CompletedAt, PausedAt,
+    Table,
+    Id,
+    NegotiationId,
+    UserId,
+    Status,
+    TotalSimulations,
+    CompletedCount,
+    FailedCount,
+    StoppedCount,
+    MaxConcurrent,
+    EstimatedCost,
+    ActualCost,
+    BudgetUsd,
+    IdempotencyKey,
+    CreatedAt,
+    UpdatedAt,
+    StartedAt,
+    CompletedAt,
+    PausedAt,
 }
 
 #[derive(DeriveIden)]
 enum SimulationRuns {
-    Table, Id, QueueId, NegotiationId, RunNumber, TechniqueId, TacticId, PersonalityId, Repetition,
-    Status, Outcome, Attempt, MaxAttempts, LeaseOwner, LeaseExpiresAt, NextAttemptAt, InputTokens,
-    OutputTokens, Cost, TotalRounds, DealValue, FinalOffer, LastError, CreatedAt, UpdatedAt,
-    StartedAt, CompletedAt,
+    Table,
+    Id,
+    QueueId,
+    NegotiationId,
+    RunNumber,
+    TechniqueId,
+    TacticId,
+    PersonalityId,
+    Repetition,
+    Status,
+    Outcome,
+    Attempt,
+    MaxAttempts,
+    LeaseOwner,
+    LeaseExpiresAt,
+    NextAttemptAt,
+    InputTokens,
+    OutputTokens,
+    Cost,
+    TotalRounds,
+    DealValue,
+    FinalOffer,
+    LastError,
+    CreatedAt,
+    UpdatedAt,
+    StartedAt,
+    CompletedAt,
 }
 
 #[derive(DeriveIden)]
 enum RunTurns {
-    Table, RunId, Turn, Round, Speaker, Attempt, Message, Action, Offer, Confidence,
-    InternalAnalysis, BatnaAssessment, WalkAwayThreshold, InputTokens, OutputTokens, Cost, Repairs,
+    Table,
+    RunId,
+    Turn,
+    Round,
+    Speaker,
+    Attempt,
+    Message,
+    Action,
+    Offer,
+    Confidence,
+    InternalAnalysis,
+    BatnaAssessment,
+    WalkAwayThreshold,
+    InputTokens,
+    OutputTokens,
+    Cost,
+    Repairs,
     CreatedAt,
 }
 
 #[derive(DeriveIden)]
 enum ProductResults {
-    Table, RunId, ProductName, TargetPrice, LimitPrice, Volume, AgreedPrice, PriceVsTargetPct,
-    WithinLimit, Subtotal, TargetSubtotal, PerformanceScore,
+    Table,
+    RunId,
+    ProductName,
+    TargetPrice,
+    LimitPrice,
+    Volume,
+    AgreedPrice,
+    PriceVsTargetPct,
+    WithinLimit,
+    Subtotal,
+    TargetSubtotal,
+    PerformanceScore,
 }
 
 #[derive(DeriveIden)]
-enum DimensionResults { Table, RunId, DimensionName, FinalValue, TargetValue, WithinBounds, Priority }
+enum DimensionResults {
+    Table,
+    RunId,
+    DimensionName,
+    FinalValue,
+    TargetValue,
+    WithinBounds,
+    Priority,
+}
 
 #[derive(DeriveIden)]
 pub(crate) enum CatalogTable {
@@ -354,4 +536,10 @@ pub(crate) enum CatalogTable {
 }
 
 #[derive(DeriveIden)]
-pub(crate) enum CatalogColumn { Id, Name, NameEn, Summary, Traits }
+pub(crate) enum CatalogColumn {
+    Id,
+    Name,
+    NameEn,
+    Summary,
+    Traits,
+}

@@ -44,8 +44,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [CatalogTable::Techniques, CatalogTable::Tactics, CatalogTable::Personalities] {
-            manager.exec_stmt(Query::delete().from_table(table).to_owned()).await?;
+        for table in [
+            CatalogTable::Techniques,
+            CatalogTable::Tactics,
+            CatalogTable::Personalities,
+        ] {
+            manager
+                .exec_stmt(Query::delete().from_table(table).to_owned())
+                .await?;
         }
         Ok(())
     }
@@ -54,8 +60,14 @@ impl MigrationTrait for Migration {
 /// The numeric and label traits of an entry, kept as one JSON object.
 fn traits(entry: &Value) -> Value {
     const KEYS: [&str; 8] = [
-        "openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism",
-        "power_level", "assertiveness", "cooperation",
+        "openness",
+        "conscientiousness",
+        "extraversion",
+        "agreeableness",
+        "neuroticism",
+        "power_level",
+        "assertiveness",
+        "cooperation",
     ];
     let map = KEYS
         .iter()

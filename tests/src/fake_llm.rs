@@ -29,14 +29,27 @@ pub struct FakeLlm {
 
 impl FakeLlm {
     pub async fn start(script: Script) -> Self {
-        let shared = Shared { script, calls: Arc::default(), requests: Arc::default() };
-        let app = Router::new().route("/v1/chat/completions", post(complete)).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake LLM");
+        let shared = Shared {
+            script,
+            calls: Arc::default(),
+            requests: Arc::default(),
+        };
+        let app = Router::new()
+            .route("/v1/chat/completions", post(complete))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake LLM");
         let addr = listener.local_addr().expect("local addr");
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { base_url: format!("http://{addr}/v1"), calls: shared.calls, requests: shared.requests, server }
+        Self {
+            base_url: format!("http://{addr}/v1"),
+            calls: shared.calls,
+            requests: shared.requests,
+            server,
+        }
     }
 
     pub fn calls(&self) -> usize {
@@ -77,8 +90,12 @@ pub fn completion(content: &str, prompt_tokens: u64, completion_tokens: u64) -> 
 /// A plausible turn for the request: offers the middle of every bounded term and accepts once
 /// the conversation holds three turns, so every run ends in a deal in round 2.
 pub fn negotiating_turn(request: &Value) -> Value {
-    let history = request["messages"].as_array().map_or(0, |m| m.len().saturating_sub(2));
-    let properties = request.pointer("/response_format/json_schema/schema/properties/offer/properties").and_then(Value::as_object);
+    let history = request["messages"]
+        .as_array()
+        .map_or(0, |m| m.len().saturating_sub(2));
+    let properties = request
+        .pointer("/response_format/json_schema/schema/properties/offer/properties")
+        .and_then(Value::as_object);
     let offer: serde_json::Map<String, Value> = properties
         .into_iter()
         .flatten()

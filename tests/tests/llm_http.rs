@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arian_core::config::{Config, LlmProviderKind};
-use arian_core::llm::{LlmError, OpenAiConfig, OpenAiProvider, TurnContext, LlmProvider};
 use arian_core::engine::{Negotiation, Terms};
+use arian_core::llm::{LlmError, LlmProvider, OpenAiConfig, OpenAiProvider, TurnContext};
 use arian_core::{Catalog, Speaker};
 use arian_tests::fake_llm::{FakeLlm, Script, completion, negotiating_turn, well_behaved};
 use arian_tests::{Backing, TestApp, scenario_body};
@@ -37,7 +37,9 @@ async fn play_first_turn(provider: &OpenAiProvider) -> Result<arian_core::llm::L
     let context = TurnContext {
         run_id: "run-1",
         scenario: &scenario,
-        technique: catalog.technique("technique.legitimieren").expect("technique"),
+        technique: catalog
+            .technique("technique.legitimieren")
+            .expect("technique"),
         tactic: catalog.tactic("tactic.zeitdruck").expect("tactic"),
         personality: None,
         next,
@@ -51,10 +53,16 @@ async fn play_first_turn(provider: &OpenAiProvider) -> Result<arian_core::llm::L
 #[tokio::test]
 async fn openai_provider_sends_the_turn_schema_and_reads_usage() {
     let fenced: Script = Arc::new(|_, request| {
-        completion(&format!("```json\n{}\n```", negotiating_turn(request)), 321, 123)
+        completion(
+            &format!("```json\n{}\n```", negotiating_turn(request)),
+            321,
+            123,
+        )
     });
     let fake = FakeLlm::start(fenced).await;
-    let reply = play_first_turn(&provider(&fake.base_url, Duration::from_secs(5))).await.expect("a reply");
+    let reply = play_first_turn(&provider(&fake.base_url, Duration::from_secs(5)))
+        .await
+        .expect("a reply");
     assert_eq!((reply.usage.input, reply.usage.output), (321, 123));
     assert_eq!(reply.raw["action"], "continue");
 
@@ -65,33 +73,100 @@ async fn openai_provider_sends_the_turn_schema_and_reads_usage() {
     assert_eq!(format["json_schema"]["name"], "negotiation_turn");
     assert_eq!(format["json_schema"]["strict"], true);
     let offer = &format["json_schema"]["schema"]["properties"]["offer"];
-    let required: Vec<&str> = offer["required"].as_array().expect("required").iter().filter_map(|v| v.as_str()).collect();
-    assert_eq!(required, ["Chocolate Bar 50g", "Protein Biscuit 80g", "Preis pro Einheit", "Volumen pro Monat", "Zahlungsziel"]);
+    let required: Vec<&str> = offer["required"]
+        .as_array()
+        .expect("required")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(
+        required,
+        [
+            "Chocolate Bar 50g",
+            "Protein Biscuit 80g",
+            "Preis pro Einheit",
+            "Volumen pro Monat",
+            "Zahlungsziel"
+        ]
+    );
     assert_eq!(offer["properties"]["Chocolate Bar 50g"]["minimum"], 0.95);
     assert_eq!(offer["properties"]["Chocolate Bar 50g"]["maximum"], 1.35);
     assert_eq!(request["messages"][0]["role"], "system");
 }
 
+/// Whether an error is the one a case expects.
+type Expectation = fn(&LlmError) -> bool;
+
 #[tokio::test]
 async fn openai_provider_classifies_error_answers() {
-    let cases: Vec<(Script, fn(&LlmError) -> bool)> = vec![
-        (Arc::new(|_, _| (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "7")], axum::Json(json!({"error": {"type": "requests", "code": "rate_limit_exceeded"}}))).into_response()),
-         |e| *e == LlmError::RateLimited { retry_after: Some(Duration::from_secs(7)) }),
-        (Arc::new(|_, _| (StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({"error": {"type": "insufficient_quota", "code": "insufficient_quota"}}))).into_response()),
-         |e| *e == LlmError::QuotaExhausted),
-        (Arc::new(|_, _| StatusCode::SERVICE_UNAVAILABLE.into_response()), |e| *e == LlmError::Server(503)),
-        (Arc::new(|_, _| StatusCode::UNAUTHORIZED.into_response()), |e| *e == LlmError::Auth(401)),
-        (Arc::new(|_, _| (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"code": "context_length_exceeded"}}))).into_response()),
-         |e| *e == LlmError::ContextTooLong),
-        (Arc::new(|_, _| completion(&"x".repeat(100_000), 1, 1)), |e| matches!(e, LlmError::Malformed(m) if m.contains("larger"))),
-        (Arc::new(|_, _| (StatusCode::OK, axum::Json(json!({"choices": []}))).into_response()), |e| matches!(e, LlmError::Malformed(_))),
-        (Arc::new(|_, _| completion("no json here", 1, 1)), |e| matches!(e, LlmError::Malformed(_))),
+    let cases: Vec<(Script, Expectation)> = vec![
+        (
+            Arc::new(|_, _| {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "7")],
+                    axum::Json(
+                        json!({"error": {"type": "requests", "code": "rate_limit_exceeded"}}),
+                    ),
+                )
+                    .into_response()
+            }),
+            |e| {
+                *e == LlmError::RateLimited {
+                    retry_after: Some(Duration::from_secs(7)),
+                }
+            },
+        ),
+        (
+            Arc::new(|_, _| {
+                (StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({"error": {"type": "insufficient_quota", "code": "insufficient_quota"}}))).into_response()
+            }),
+            |e| *e == LlmError::QuotaExhausted,
+        ),
+        (
+            Arc::new(|_, _| StatusCode::SERVICE_UNAVAILABLE.into_response()),
+            |e| *e == LlmError::Server(503),
+        ),
+        (
+            Arc::new(|_, _| StatusCode::UNAUTHORIZED.into_response()),
+            |e| *e == LlmError::Auth(401),
+        ),
+        (
+            Arc::new(|_, _| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": {"code": "context_length_exceeded"}})),
+                )
+                    .into_response()
+            }),
+            |e| *e == LlmError::ContextTooLong,
+        ),
+        (
+            Arc::new(|_, _| completion(&"x".repeat(100_000), 1, 1)),
+            |e| matches!(e, LlmError::Malformed(m) if m.contains("larger")),
+        ),
+        (
+            Arc::new(|_, _| (StatusCode::OK, axum::Json(json!({"choices": []}))).into_response()),
+            |e| matches!(e, LlmError::Malformed(_)),
+        ),
+        (Arc::new(|_, _| completion("no json here", 1, 1)), |e| {
+            matches!(e, LlmError::Malformed(_))
+        }),
     ];
     for (index, (script, expected)) in cases.into_iter().enumerate() {
         let fake = FakeLlm::start(script).await;
-        let error = play_first_turn(&provider(&fake.base_url, Duration::from_secs(5))).await.expect_err("an error");
+        let error = play_first_turn(&provider(&fake.base_url, Duration::from_secs(5)))
+            .await
+            .expect_err("an error");
         assert!(expected(&error), "case {index}: {error:?}");
-        assert_eq!(error.is_transient(), matches!(error, LlmError::RateLimited { .. } | LlmError::Server(_) | LlmError::Malformed(_)), "case {index}");
+        assert_eq!(
+            error.is_transient(),
+            matches!(
+                error,
+                LlmError::RateLimited { .. } | LlmError::Server(_) | LlmError::Malformed(_)
+            ),
+            "case {index}"
+        );
     }
 }
 
@@ -102,7 +177,9 @@ async fn a_hanging_provider_times_out() {
         completion("{}", 1, 1)
     });
     let fake = FakeLlm::start(hang).await;
-    let error = play_first_turn(&provider(&fake.base_url, Duration::from_millis(300))).await.expect_err("a timeout");
+    let error = play_first_turn(&provider(&fake.base_url, Duration::from_millis(300)))
+        .await
+        .expect_err("a timeout");
     assert_eq!(error, LlmError::Timeout);
 }
 
@@ -110,22 +187,42 @@ async fn a_hanging_provider_times_out() {
 async fn a_batch_plays_against_an_openai_compatible_server() -> anyhow::Result<()> {
     let fake = FakeLlm::start(well_behaved()).await;
     let backing = Backing::embedded();
-    let config: Config = backing.config(&[("LLM_PROVIDER", "openai"), ("LLM_API_KEY", "sk-test"), ("LLM_BASE_URL", &fake.base_url)]);
+    let config: Config = backing.config(&[
+        ("LLM_PROVIDER", "openai"),
+        ("LLM_API_KEY", "sk-test"),
+        ("LLM_BASE_URL", &fake.base_url),
+    ]);
     assert_eq!(config.llm.provider, LlmProviderKind::OpenAi);
     let app = TestApp::spawn(config).await?;
     let workers = app.workers(1)?;
     let token = app.register("httpuser").await?;
-    let (_, created) = app.post(&token, "/api/negotiations", &scenario_body("01")).await?;
+    let (_, created) = app
+        .post(&token, "/api/negotiations", &scenario_body("01"))
+        .await?;
     let id = created["data"]["id"].as_str().expect("id");
-    let (_, batch) = app.post(&token, &format!("/api/simulations/queue/{id}"), &json!({})).await?;
+    let (_, batch) = app
+        .post(&token, &format!("/api/simulations/queue/{id}"), &json!({}))
+        .await?;
     let queue_id = batch["queueId"].as_str().expect("queue id");
-    app.post(&token, &format!("/api/simulations/queue/{queue_id}/start"), &json!({})).await?;
-    let status = app.wait_for_batch(&token, queue_id, Duration::from_secs(30)).await?;
+    app.post(
+        &token,
+        &format!("/api/simulations/queue/{queue_id}/start"),
+        &json!({}),
+    )
+    .await?;
+    let status = app
+        .wait_for_batch(&token, queue_id, Duration::from_secs(30))
+        .await?;
     assert_eq!(status["status"], "completed", "{status}");
     assert_eq!(status["completedCount"], 6);
     // Every run is a deal on turn 4: four paid calls each, none repeated.
     assert_eq!(fake.calls(), 24);
-    let (_, results) = app.get(&token, &format!("/api/simulations/queue/{queue_id}/results")).await?;
+    let (_, results) = app
+        .get(
+            &token,
+            &format!("/api/simulations/queue/{queue_id}/results"),
+        )
+        .await?;
     assert_eq!(results["data"]["deals"], 6);
     // 6 runs x 4 turns x (300 in, 120 out) at gpt-4o-mini prices.
     let expected = 24.0 * (300.0 * 0.15 + 120.0 * 0.60) / 1_000_000.0;

@@ -12,39 +12,109 @@ async fn bad_input_is_rejected_with_the_field_that_is_wrong() -> anyhow::Result<
     let mut body = scenario_body("01");
     body["products"][0]["attrs"]["minPrice"] = json!(9.0);
     let (code, answer) = app.post(&token, "/api/negotiations", &body).await?;
-    assert_eq!((code, answer["error"]["field"].as_str()), (422, Some("products[0].attrs.minPrice")), "{answer}");
+    assert_eq!(
+        (code, answer["error"]["field"].as_str()),
+        (422, Some("products[0].attrs.minPrice")),
+        "{answer}"
+    );
 
     let mut body = scenario_body("01");
     body["scenario"]["selectedTactics"] = json!(["tactic.zeitdruck", "tactic.unknown"]);
     let (code, answer) = app.post(&token, "/api/negotiations", &body).await?;
-    assert_eq!((code, answer["error"]["field"].as_str()), (422, Some("scenario.selectedTactics[1]")), "{answer}");
+    assert_eq!(
+        (code, answer["error"]["field"].as_str()),
+        (422, Some("scenario.selectedTactics[1]")),
+        "{answer}"
+    );
 
     let mut body = scenario_body("01");
     body.as_object_mut().expect("object").remove("title");
     let (code, answer) = app.post(&token, "/api/negotiations", &body).await?;
-    assert_eq!((code, answer["error"]["field"].as_str()), (422, Some("title")), "{answer}");
+    assert_eq!(
+        (code, answer["error"]["field"].as_str()),
+        (422, Some("title")),
+        "{answer}"
+    );
 
     let mut body = scenario_body("01");
     body["scenario"]["dimensions"][1]["maxValue"] = json!("lots");
     let (code, answer) = app.post(&token, "/api/negotiations", &body).await?;
-    assert_eq!((code, answer["error"]["field"].as_str()), (422, Some("scenario.dimensions[1].maxValue")), "{answer}");
+    assert_eq!(
+        (code, answer["error"]["field"].as_str()),
+        (422, Some("scenario.dimensions[1].maxValue")),
+        "{answer}"
+    );
 
-    let response = app.http.post(app.url("/api/negotiations")).bearer_auth(&token).header("content-type", "application/json").body("{not json").send().await?;
+    let response = app
+        .http
+        .post(app.url("/api/negotiations"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await?;
     assert_eq!(response.status(), 400);
-    let response = app.http.post(app.url("/api/negotiations")).bearer_auth(&token).header("content-type", "text/plain").body("{}").send().await?;
+    let response = app
+        .http
+        .post(app.url("/api/negotiations"))
+        .bearer_auth(&token)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await?;
     assert_eq!(response.status(), 415);
 
-    let (_, created) = app.post(&token, "/api/negotiations", &scenario_body("01")).await?;
+    let (_, created) = app
+        .post(&token, "/api/negotiations", &scenario_body("01"))
+        .await?;
     let id = created["data"]["id"].as_str().expect("id");
-    let (code, answer) = app.post(&token, &format!("/api/simulations/queue/{id}"), &json!({"repetitions": 0})).await?;
-    assert_eq!((code, answer["error"]["field"].as_str()), (422, Some("repetitions")), "{answer}");
-    let (code, answer) = app.post(&token, &format!("/api/simulations/queue/{id}"), &json!({"personalities": ["personality.nobody"]})).await?;
-    assert_eq!((code, answer["error"]["field"].as_str()), (422, Some("personalities[0]")), "{answer}");
+    let (code, answer) = app
+        .post(
+            &token,
+            &format!("/api/simulations/queue/{id}"),
+            &json!({"repetitions": 0}),
+        )
+        .await?;
+    assert_eq!(
+        (code, answer["error"]["field"].as_str()),
+        (422, Some("repetitions")),
+        "{answer}"
+    );
+    let (code, answer) = app
+        .post(
+            &token,
+            &format!("/api/simulations/queue/{id}"),
+            &json!({"personalities": ["personality.nobody"]}),
+        )
+        .await?;
+    assert_eq!(
+        (code, answer["error"]["field"].as_str()),
+        (422, Some("personalities[0]")),
+        "{answer}"
+    );
 
-    let (code, answer) = app.post(&token, "/api/auth/register", &json!({"username": "x", "password": "correct-Horse-battery-9"})).await?;
-    assert_eq!((code, answer["error"]["field"].as_str()), (422, Some("username")));
-    let (code, answer) = app.post(&token, "/api/auth/register", &json!({"username": "shorty", "password": "short"})).await?;
-    assert_eq!((code, answer["error"]["field"].as_str()), (422, Some("password")));
+    let (code, answer) = app
+        .post(
+            &token,
+            "/api/auth/register",
+            &json!({"username": "x", "password": "correct-Horse-battery-9"}),
+        )
+        .await?;
+    assert_eq!(
+        (code, answer["error"]["field"].as_str()),
+        (422, Some("username"))
+    );
+    let (code, answer) = app
+        .post(
+            &token,
+            "/api/auth/register",
+            &json!({"username": "shorty", "password": "short"}),
+        )
+        .await?;
+    assert_eq!(
+        (code, answer["error"]["field"].as_str()),
+        (422, Some("password"))
+    );
     backing.cleanup().await;
     Ok(())
 }
@@ -56,13 +126,23 @@ async fn another_users_ids_answer_404_and_anonymous_calls_401() -> anyhow::Resul
     let owner = app.register("owner").await?;
     let intruder = app.register("intruder").await?;
 
-    let (_, created) = app.post(&owner, "/api/negotiations", &scenario_body("02")).await?;
+    let (_, created) = app
+        .post(&owner, "/api/negotiations", &scenario_body("02"))
+        .await?;
     let negotiation_id = created["data"]["id"].as_str().expect("id").to_string();
-    let (code, batch) = app.post(&owner, &format!("/api/simulations/queue/{negotiation_id}"), &json!({})).await?;
+    let (code, batch) = app
+        .post(
+            &owner,
+            &format!("/api/simulations/queue/{negotiation_id}"),
+            &json!({}),
+        )
+        .await?;
     assert_eq!(code, 201);
     assert_eq!(batch["totalSimulations"], 4);
     let queue_id = batch["queueId"].as_str().expect("queue id").to_string();
-    let (_, runs) = app.get(&owner, &format!("/api/simulations/queue/{queue_id}/runs")).await?;
+    let (_, runs) = app
+        .get(&owner, &format!("/api/simulations/queue/{queue_id}/runs"))
+        .await?;
     let run_id = runs["data"][0]["id"].as_str().expect("run id").to_string();
 
     for path in [
@@ -75,21 +155,50 @@ async fn another_users_ids_answer_404_and_anonymous_calls_401() -> anyhow::Resul
         let (code, _) = app.get(&intruder, &path).await?;
         assert_eq!(code, 404, "{path}");
     }
-    let (code, _) = app.post(&intruder, &format!("/api/simulations/queue/{negotiation_id}"), &json!({})).await?;
+    let (code, _) = app
+        .post(
+            &intruder,
+            &format!("/api/simulations/queue/{negotiation_id}"),
+            &json!({}),
+        )
+        .await?;
     assert_eq!(code, 404);
-    let (code, _) = app.post(&intruder, &format!("/api/simulations/queue/{queue_id}/start"), &json!({})).await?;
+    let (code, _) = app
+        .post(
+            &intruder,
+            &format!("/api/simulations/queue/{queue_id}/start"),
+            &json!({}),
+        )
+        .await?;
     assert_eq!(code, 404);
     let (_, list) = app.get(&intruder, "/api/negotiations").await?;
     assert_eq!(list["data"].as_array().map(Vec::len), Some(0));
 
     let response = app.http.get(app.url("/api/negotiations")).send().await?;
     assert_eq!(response.status(), 401);
-    let response = app.http.get(app.url("/api/negotiations")).bearer_auth("not-a-token").send().await?;
+    let response = app
+        .http
+        .get(app.url("/api/negotiations"))
+        .bearer_auth("not-a-token")
+        .send()
+        .await?;
     assert_eq!(response.status(), 401);
 
-    let (code, answer) = app.post("", "/api/auth/login", &json!({"username": "owner", "password": "wrong-Password-123"})).await?;
+    let (code, answer) = app
+        .post(
+            "",
+            "/api/auth/login",
+            &json!({"username": "owner", "password": "wrong-Password-123"}),
+        )
+        .await?;
     assert_eq!(code, 401, "{answer}");
-    let (code, answer) = app.post("", "/api/auth/login", &json!({"username": "owner", "password": "correct-Horse-battery-9"})).await?;
+    let (code, answer) = app
+        .post(
+            "",
+            "/api/auth/login",
+            &json!({"username": "owner", "password": "correct-Horse-battery-9"}),
+        )
+        .await?;
     assert_eq!(code, 200, "{answer}");
     backing.cleanup().await;
     Ok(())
@@ -100,9 +209,18 @@ async fn the_same_idempotency_key_returns_the_same_batch() -> anyhow::Result<()>
     let backing = Backing::embedded();
     let app = TestApp::spawn(backing.config(&[])).await?;
     let token = app.register("idem").await?;
-    let (_, created) = app.post(&token, "/api/negotiations", &scenario_body("01")).await?;
+    let (_, created) = app
+        .post(&token, "/api/negotiations", &scenario_body("01"))
+        .await?;
     let id = created["data"]["id"].as_str().expect("id");
-    let send = || app.http.post(app.url(&format!("/api/simulations/queue/{id}"))).bearer_auth(&token).header("idempotency-key", "k-1").json(&json!({})).send();
+    let send = || {
+        app.http
+            .post(app.url(&format!("/api/simulations/queue/{id}")))
+            .bearer_auth(&token)
+            .header("idempotency-key", "k-1")
+            .json(&json!({}))
+            .send()
+    };
     let first: serde_json::Value = send().await?.json().await?;
     let second = send().await?;
     assert_eq!(second.status(), 200);
@@ -119,7 +237,10 @@ async fn health_and_readiness_answer() -> anyhow::Result<()> {
     let health = app.http.get(app.url("/health")).send().await?;
     assert_eq!(health.status(), 200);
     let ready: serde_json::Value = app.http.get(app.url("/ready")).send().await?.json().await?;
-    assert_eq!(ready, json!({"status": "ready", "database": "ok", "redis": "ok"}));
+    assert_eq!(
+        ready,
+        json!({"status": "ready", "database": "ok", "redis": "ok"})
+    );
     backing.cleanup().await;
     Ok(())
 }

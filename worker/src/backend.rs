@@ -6,8 +6,8 @@ use std::time::Duration;
 use apalis::prelude::*;
 use apalis_core::backend::custom::{BackendBuilder, CustomBackend};
 use arian_core::queue::{Delivery, RunJob};
-use futures::stream::{self, BoxStream, StreamExt};
 use futures::sink::{self, Sink};
+use futures::stream::{self, BoxStream, StreamExt};
 
 use crate::WorkerDeps;
 
@@ -67,7 +67,10 @@ fn job_stream(deps: Arc<WorkerDeps>) -> JobStream {
 /// Jobs pushed through apalis go to the same queue the API enqueues into.
 fn job_sink(deps: Arc<WorkerDeps>) -> JobSink {
     Box::pin(sink::unfold(deps, |deps, task: Task<RunJob>| async move {
-        deps.queue.enqueue(std::slice::from_ref(&task.args)).await.map_err(|e| Box::new(e) as BoxDynError)?;
+        deps.queue
+            .enqueue(std::slice::from_ref(&task.args))
+            .await
+            .map_err(|e| Box::new(e) as BoxDynError)?;
         Ok::<_, BoxDynError>(deps)
     }))
 }

@@ -54,17 +54,22 @@ pub fn decide(error: &RunError, attempt: u32, max_attempts: u32, policy: &RetryC
         return Decision::Fail(error.reason());
     }
     if attempt >= max_attempts {
-        return Decision::Fail(format!("{} (gave up after {attempt} attempts)", error.reason()));
+        return Decision::Fail(format!(
+            "{} (gave up after {attempt} attempts)",
+            error.reason()
+        ));
     }
     let backoff = policy.delay_after(attempt);
     let jitter = backoff.mul_f64(rand::rng().random_range(0.0..0.25));
     let mut delay = backoff + jitter;
-    if let RunError::Llm(llm) = error {
-        if let Some(floor) = llm.retry_after() {
-            delay = delay.max(floor);
-        }
+    if let RunError::Llm(llm) = error
+        && let Some(floor) = llm.retry_after()
+    {
+        delay = delay.max(floor);
     }
-    Decision::RetryAt(Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(30)))
+    Decision::RetryAt(
+        Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(30)),
+    )
 }
 
 #[cfg(test)]
@@ -74,26 +79,45 @@ mod tests {
     use super::*;
 
     fn policy() -> RetryConfig {
-        RetryConfig { max_attempts: 3, base: Duration::from_secs(2), factor: 2.0, cap: Duration::from_secs(30) }
+        RetryConfig {
+            max_attempts: 3,
+            base: Duration::from_secs(2),
+            factor: 2.0,
+            cap: Duration::from_secs(30),
+        }
     }
 
     #[test]
     fn transient_errors_back_off_exponentially_then_fail() {
         let error = RunError::Llm(LlmError::Server(503));
         for (attempt, base) in [(1, 2.0), (2, 4.0)] {
-            let Decision::RetryAt(at) = decide(&error, attempt, 3, &policy()) else { panic!("expected a retry") };
+            let Decision::RetryAt(at) = decide(&error, attempt, 3, &policy()) else {
+                panic!("expected a retry")
+            };
             let delay = (at - Utc::now()).num_milliseconds() as f64 / 1000.0;
-            assert!(delay > base - 0.1 && delay <= base * 1.25 + 0.1, "attempt {attempt}: {delay}");
+            assert!(
+                delay > base - 0.1 && delay <= base * 1.25 + 0.1,
+                "attempt {attempt}: {delay}"
+            );
         }
-        assert!(matches!(decide(&error, 3, 3, &policy()), Decision::Fail(reason) if reason.contains("3 attempts")));
+        assert!(
+            matches!(decide(&error, 3, 3, &policy()), Decision::Fail(reason) if reason.contains("3 attempts"))
+        );
     }
 
     #[test]
     fn retry_after_is_a_floor_and_fatal_errors_never_retry() {
-        let limited = RunError::Llm(LlmError::RateLimited { retry_after: Some(Duration::from_secs(20)) });
-        let Decision::RetryAt(at) = decide(&limited, 1, 3, &policy()) else { panic!("expected a retry") };
+        let limited = RunError::Llm(LlmError::RateLimited {
+            retry_after: Some(Duration::from_secs(20)),
+        });
+        let Decision::RetryAt(at) = decide(&limited, 1, 3, &policy()) else {
+            panic!("expected a retry")
+        };
         assert!((at - Utc::now()).num_seconds() >= 19);
         let quota = RunError::Llm(LlmError::QuotaExhausted);
-        assert_eq!(decide(&quota, 1, 3, &policy()), Decision::Fail("provider quota exhausted".into()));
+        assert_eq!(
+            decide(&quota, 1, 3, &policy()),
+            Decision::Fail("provider quota exhausted".into())
+        );
     }
 }

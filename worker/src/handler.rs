@@ -30,7 +30,11 @@ pub async fn handle_job(job: RunJob, deps: Data<Arc<WorkerDeps>>) -> Result<(), 
 }
 
 async fn process(job: &RunJob, deps: &WorkerDeps) {
-    let leased = match deps.store.lease_run(&job.run_id, &deps.worker_id, deps.lease).await {
+    let leased = match deps
+        .store
+        .lease_run(&job.run_id, &deps.worker_id, deps.lease)
+        .await
+    {
         Ok(Some(leased)) => leased,
         Ok(None) => return settle_unleasable(job, deps).await,
         Err(e) => {
@@ -61,7 +65,12 @@ async fn process(job: &RunJob, deps: &WorkerDeps) {
             match decide(&error, leased.attempt as u32, max_attempts, &deps.retry) {
                 Decision::RetryAt(due) => {
                     tracing::warn!(error = %error, retry_at = %due, "run failed transiently; retrying");
-                    if deps.store.retry_run(&leased, &error.reason(), due).await.is_ok() {
+                    if deps
+                        .store
+                        .retry_run(&leased, &error.reason(), due)
+                        .await
+                        .is_ok()
+                    {
                         queue_call(deps.queue.retry_at(job, due).await, "retry_at");
                     }
                 }
@@ -77,14 +86,23 @@ async fn process(job: &RunJob, deps: &WorkerDeps) {
 }
 
 /// Plays the run from its checkpoint. Returns the turns stored so far with the result.
-async fn play(leased: &LeasedRun, deps: &WorkerDeps) -> (Vec<arian_core::TurnRecord>, Result<Ended, RunError>) {
+async fn play(
+    leased: &LeasedRun,
+    deps: &WorkerDeps,
+) -> (Vec<arian_core::TurnRecord>, Result<Ended, RunError>) {
     let run = &leased.run;
     let scenario = match load_scenario(&deps.store, &run.negotiation_id).await {
         Ok(scenario) => scenario,
         Err(e) => return (vec![], Err(e)),
     };
-    let (Some(technique), Some(tactic)) = (deps.catalog.technique(&run.technique_id), deps.catalog.tactic(&run.tactic_id)) else {
-        return (vec![], Err(RunError::Invalid("unknown technique or tactic".into())));
+    let (Some(technique), Some(tactic)) = (
+        deps.catalog.technique(&run.technique_id),
+        deps.catalog.tactic(&run.tactic_id),
+    ) else {
+        return (
+            vec![],
+            Err(RunError::Invalid("unknown technique or tactic".into())),
+        );
     };
     let personality = deps.catalog.personality(&run.personality_id);
     let stored = match deps.store.turns(&run.id).await {
@@ -118,26 +136,45 @@ async fn play(leased: &LeasedRun, deps: &WorkerDeps) -> (Vec<arian_core::TurnRec
             Err(e) => return (negotiation.turns().to_vec(), Err(e.into())),
         };
         let cost = deps.prices.cost(deps.llm.model(), reply.usage);
-        let record = match engine::record_turn(&negotiation, next, &terms, &reply.raw, reply.usage, cost) {
-            Ok(record) => record,
-            Err(e) => return (negotiation.turns().to_vec(), Err(e.into())),
-        };
-        if let Err(e) = deps.store.save_turn(&run.id, leased.attempt, deps.lease, &record).await {
+        let record =
+            match engine::record_turn(&negotiation, next, &terms, &reply.raw, reply.usage, cost) {
+                Ok(record) => record,
+                Err(e) => return (negotiation.turns().to_vec(), Err(e.into())),
+            };
+        if let Err(e) = deps
+            .store
+            .save_turn(&run.id, leased.attempt, deps.lease, &record)
+            .await
+        {
             return (negotiation.turns().to_vec(), Err(e.into()));
         }
         queue_call(deps.queue.extend(&run.id, deps.lease).await, "extend");
-        tracing::debug!(turn = next.turn, round = next.round, repairs = record.repairs, "turn stored");
+        tracing::debug!(
+            turn = next.turn,
+            round = next.round,
+            repairs = record.repairs,
+            "turn stored"
+        );
         negotiation.record(record);
     }
 
     let turns = negotiation.turns().to_vec();
     let Some(outcome) = negotiation.outcome() else {
-        return (turns, Err(RunError::Invalid("negotiation ended without an outcome".into())));
+        return (
+            turns,
+            Err(RunError::Invalid(
+                "negotiation ended without an outcome".into(),
+            )),
+        );
     };
     let final_offer = negotiation.final_offer();
     let evaluation = evaluate(&scenario, outcome, final_offer);
     let totals = RunTotals::of(&turns);
-    if let Err(e) = deps.store.complete_run(leased, outcome, totals, final_offer, &evaluation).await {
+    if let Err(e) = deps
+        .store
+        .complete_run(leased, outcome, totals, final_offer, &evaluation)
+        .await
+    {
         return (turns, Err(e.into()));
     }
     tracing::info!(outcome = %outcome, rounds = totals.rounds, cost_usd = totals.cost, "run completed");
@@ -145,7 +182,10 @@ async fn play(leased: &LeasedRun, deps: &WorkerDeps) -> (Vec<arian_core::TurnRec
 }
 
 async fn load_scenario(store: &Store, negotiation_id: &str) -> Result<Scenario, RunError> {
-    let model = store.negotiation_unscoped(negotiation_id).await?.ok_or_else(|| RunError::Invalid("negotiation is gone".into()))?;
+    let model = store
+        .negotiation_unscoped(negotiation_id)
+        .await?
+        .ok_or_else(|| RunError::Invalid("negotiation is gone".into()))?;
     Ok(Store::scenario_of(&model)?)
 }
 
@@ -156,12 +196,20 @@ async fn settle_unleasable(job: &RunJob, deps: &WorkerDeps) {
         Ok(run) => run,
         Err(e) => {
             tracing::warn!(error = %e, "could not read the run; delivering it again shortly");
-            queue_call(deps.queue.retry_at(job, Utc::now() + chrono::Duration::seconds(2)).await, "retry_at");
+            queue_call(
+                deps.queue
+                    .retry_at(job, Utc::now() + chrono::Duration::seconds(2))
+                    .await,
+                "retry_at",
+            );
             return;
         }
     };
     let Some(run) = run else {
-        queue_call(deps.queue.dead_letter(job.id(), "no such run").await, "dead_letter");
+        queue_call(
+            deps.queue.dead_letter(job.id(), "no such run").await,
+            "dead_letter",
+        );
         return;
     };
     let status: Option<RunStatus> = run.status.parse().ok();

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::*;
+use arian_core::Catalog;
 use arian_core::config::{Config, RetryConfig};
 use arian_core::engine::PriceTable;
 use arian_core::llm::LlmProvider;
 use arian_core::queue::JobQueue;
 use arian_core::store::Store;
-use arian_core::Catalog;
 use tokio::sync::watch;
 
 /// Everything a worker process shares between its jobs.
@@ -35,13 +35,17 @@ pub struct WorkerDeps {
 
 impl std::fmt::Debug for WorkerDeps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerDeps").field("worker_id", &self.worker_id).finish_non_exhaustive()
+        f.debug_struct("WorkerDeps")
+            .field("worker_id", &self.worker_id)
+            .finish_non_exhaustive()
     }
 }
 
 /// A unique worker id: host, process id and a random suffix.
 pub fn worker_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
     let suffix: u32 = rand::random();
     format!("{host}-{}-{suffix:08x}", std::process::id())
 }
@@ -98,15 +102,21 @@ pub async fn run(
         () = shutdown => None,
     };
     let result = match result {
-        Some(ended) => ended.map_err(anyhow::Error::from).and_then(|r| r.map_err(|e| anyhow::anyhow!("worker ended: {e}"))),
+        Some(ended) => ended
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r.map_err(|e| anyhow::anyhow!("worker ended: {e}"))),
         None => {
             tracing::info!("shutdown requested: no new jobs, parking in-flight runs");
             let _ = stop.send(true);
             let _ = release.send(());
             match tokio::time::timeout(drain_timeout, worker).await {
-                Ok(ended) => ended.map_err(anyhow::Error::from).and_then(|r| r.map_err(|e| anyhow::anyhow!("worker ended: {e}"))),
+                Ok(ended) => ended
+                    .map_err(anyhow::Error::from)
+                    .and_then(|r| r.map_err(|e| anyhow::anyhow!("worker ended: {e}"))),
                 Err(_) => {
-                    tracing::warn!("drain timeout passed; unfinished runs resume elsewhere when their leases expire");
+                    tracing::warn!(
+                        "drain timeout passed; unfinished runs resume elsewhere when their leases expire"
+                    );
                     Ok(())
                 }
             }

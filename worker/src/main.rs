@@ -19,7 +19,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    arian_core::telemetry::init(&std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()), config.log_json);
+    arian_core::telemetry::init(
+        &std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        config.log_json,
+    );
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -31,12 +34,34 @@ async fn main() -> ExitCode {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let (Some(database_url), Some(redis_url)) = (&config.database_url, &config.redis_url) else {
-        anyhow::bail!("configuration error: arian-worker needs DATABASE_URL and REDIS_URL (the embedded default runs its worker inside arian-api)");
+        anyhow::bail!(
+            "configuration error: arian-worker needs DATABASE_URL and REDIS_URL (the embedded default runs its worker inside arian-api)"
+        );
     };
-    let store = Store::connect(database_url).await.context("connecting to DATABASE_URL")?;
-    let queue = RedisQueue::connect(redis_url, &config.redis_prefix, config.worker_concurrency + 4).context("configuring REDIS_URL")?;
+    let store = Store::connect(database_url)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    let queue = RedisQueue::connect(
+        redis_url,
+        &config.redis_prefix,
+        config.worker_concurrency + 4,
+    )
+    .context("configuring REDIS_URL")?;
     let llm = provider_from_config(&config.llm).context("configuring the LLM provider")?;
     let (stop, stopping) = watch::channel(false);
-    let deps = Arc::new(arian_worker::deps_from_config(&config, store, Arc::new(queue), llm, stopping));
-    arian_worker::run(deps, config.worker_concurrency, stop, config.shutdown_timeout, arian_worker::shutdown_signal()).await
+    let deps = Arc::new(arian_worker::deps_from_config(
+        &config,
+        store,
+        Arc::new(queue),
+        llm,
+        stopping,
+    ));
+    arian_worker::run(
+        deps,
+        config.worker_concurrency,
+        stop,
+        config.shutdown_timeout,
+        arian_worker::shutdown_signal(),
+    )
+    .await
 }

@@ -30,6 +30,9 @@ pub async fn pass(deps: &WorkerDeps) -> anyhow::Result<usize> {
     if stale.is_empty() {
         return Ok(0);
     }
-    let jobs: Vec<RunJob> = stale.into_iter().map(|(run_id, batch_id)| RunJob::new(run_id, batch_id)).collect();
+    let jobs: Vec<RunJob> = stale
+        .into_iter()
+        .map(|(run_id, batch_id)| RunJob::new(run_id, batch_id))
+        .collect();
     Ok(deps.queue.enqueue(&jobs).await?)
 }

@@ -20,7 +20,10 @@ pub struct AuthUser {
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -45,7 +48,14 @@ impl FromRequestParts<AppState> for AuthUser {
             (Some(claims), _) | (None, Some(claims)) => claims,
             (None, None) => return Err(ApiError::Unauthorized),
         };
-        let user = state.store.user(&claims.sub).await?.ok_or(ApiError::Unauthorized)?;
-        Ok(AuthUser { id: user.id, username: user.username })
+        let user = state
+            .store
+            .user(&claims.sub)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(AuthUser {
+            id: user.id,
+            username: user.username,
+        })
     }
 }

@@ -12,10 +12,16 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 /// Checks the password policy: at least 12 characters, not all of one character class.
 pub fn check_policy(password: &str) -> Result<(), ApiError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(ApiError::validation("password", format!("must be at least {MIN_PASSWORD_CHARS} characters")));
+        return Err(ApiError::validation(
+            "password",
+            format!("must be at least {MIN_PASSWORD_CHARS} characters"),
+        ));
     }
     if password.chars().count() > 256 {
-        return Err(ApiError::validation("password", "must be at most 256 characters"));
+        return Err(ApiError::validation(
+            "password",
+            "must be at most 256 characters",
+        ));
     }
     let classes = [
         password.chars().any(|c| c.is_lowercase()),
@@ -24,14 +30,18 @@ pub fn check_policy(password: &str) -> Result<(), ApiError> {
         password.chars().any(|c| !c.is_alphanumeric()),
     ];
     if classes.iter().filter(|c| **c).count() < 2 {
-        return Err(ApiError::validation("password", "must mix at least two of lower case, upper case, digits and symbols"));
+        return Err(ApiError::validation(
+            "password",
+            "must mix at least two of lower case, upper case, digits and symbols",
+        ));
     }
     Ok(())
 }
 
 pub async fn hash(password: String) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || {
-        let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+        let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+            .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
@@ -47,7 +57,8 @@ pub async fn hash(password: String) -> Result<String, ApiError> {
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes encode as a salt");
+        let salt =
+            SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes encode as a salt");
         Argon2::default()
             .hash_password(&rand::random::<[u8; 16]>(), &salt)
             .map(|h| h.to_string())
@@ -61,8 +72,13 @@ pub async fn verify(password: String, stored: Option<String>) -> bool {
             Some(hash) => (hash.as_str(), true),
             None => (dummy_hash(), false),
         };
-        let Ok(parsed) = PasswordHash::new(hash) else { return false };
-        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && known
+        let Ok(parsed) = PasswordHash::new(hash) else {
+            return false;
+        };
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+            && known
     })
     .await
     .unwrap_or(false)

@@ -39,7 +39,11 @@ impl TokenKeys {
         validation.set_audience(&[AUDIENCE]);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
-        Ok(Self { encoding: EncodingKey::from_secret(bytes)?, decoding: DecodingKey::from_secret(bytes)?, validation })
+        Ok(Self {
+            encoding: EncodingKey::from_secret(bytes)?,
+            decoding: DecodingKey::from_secret(bytes)?,
+            validation,
+        })
     }
 
     /// Issues an access token for a user.
@@ -57,7 +61,8 @@ impl TokenKeys {
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|_| ApiError::Unauthorized)?;
+        let data = decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| ApiError::Unauthorized)?;
         if data.claims.typ != "access" {
             return Err(ApiError::Unauthorized);
         }
@@ -67,7 +72,11 @@ impl TokenKeys {
 
 /// The access cookie's name: `__Host-` prefixed whenever the cookie is `Secure`.
 pub fn access_cookie_name(secure: bool) -> &'static str {
-    if secure { "__Host-arian_access" } else { "arian_access" }
+    if secure {
+        "__Host-arian_access"
+    } else {
+        "arian_access"
+    }
 }
 
 /// A `Set-Cookie` value for the access token.

@@ -1,7 +1,7 @@
 //! Catalog lists: influence techniques, negotiation tactics, personality types.
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use serde_json::{Value, json};
 
 use arian_core::domain::{CatalogEntry, EntryKind};

@@ -1,8 +1,8 @@
 //! `/api/negotiations`: create, list and read the caller's negotiations.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use serde_json::{Value, json};
 
 use arian_core::store::entities::negotiation;
@@ -13,10 +13,17 @@ use crate::json::JsonBody;
 use crate::service;
 use crate::state::AppState;
 
-pub async fn create(user: AuthUser, State(state): State<AppState>, JsonBody(body): JsonBody<Value>) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn create(
+    user: AuthUser,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let model = service::create_negotiation(&state, &user.id, body).await?;
     tracing::info!(negotiation_id = %model.id, "negotiation created");
-    Ok((StatusCode::CREATED, Json(json!({"success": true, "data": view(&model)}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"success": true, "data": view(&model)})),
+    ))
 }
 
 pub async fn list(user: AuthUser, State(state): State<AppState>) -> ApiResult<Json<Value>> {
@@ -25,8 +32,16 @@ pub async fn list(user: AuthUser, State(state): State<AppState>) -> ApiResult<Js
     Ok(Json(json!({"success": true, "data": data})))
 }
 
-pub async fn get(user: AuthUser, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let model = state.store.negotiation(&user.id, &id).await?.ok_or(ApiError::NotFound)?;
+pub async fn get(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let model = state
+        .store
+        .negotiation(&user.id, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let batches = state.store.batches_of_negotiation(&user.id, &id).await?;
     let batch_ids: Vec<&str> = batches.iter().map(|b| b.id.as_str()).collect();
     let mut data = view(&model);

@@ -1,7 +1,7 @@
 //! `/api/simulation-runs/:id`: one run with its turns and results.
 
-use axum::extract::{Path, State};
 use axum::Json;
+use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
 use arian_core::store::entities::run;
@@ -10,8 +10,16 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-pub async fn get(user: AuthUser, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let run = state.store.run_of_user(&user.id, &id).await?.ok_or(ApiError::NotFound)?;
+pub async fn get(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let run = state
+        .store
+        .run_of_user(&user.id, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let detail = state.store.run_detail(run).await?;
     let turns: Vec<Value> = detail
         .turns

@@ -1,9 +1,9 @@
 //! `/api/simulations/queue`: create a batch, start it, and read its status, results and runs.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -36,10 +36,16 @@ pub async fn create(
         }
         crate::json::parse(&body)?
     };
-    let key = headers.get("idempotency-key").map(|v| v.to_str().unwrap_or_default().to_string());
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| v.to_str().unwrap_or_default().to_string());
     let created = service::create_batch(&state, &user.id, &negotiation_id, body, key).await?;
     let batch = &created.batch;
-    let status = if created.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((
         status,
         Json(json!({
@@ -51,22 +57,42 @@ pub async fn create(
     ))
 }
 
-pub async fn start(user: AuthUser, State(state): State<AppState>, Path(queue_id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn start(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let batch = owned_batch(&state, &user, &queue_id).await?;
     let delivered = service::start_batch(&state, &batch).await?;
-    Ok(Json(json!({"success": true, "queueId": batch.id, "delivered": delivered})))
+    Ok(Json(
+        json!({"success": true, "queueId": batch.id, "delivered": delivered}),
+    ))
 }
 
-pub async fn status(user: AuthUser, State(state): State<AppState>, Path(queue_id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn status(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let batch = owned_batch(&state, &user, &queue_id).await?;
-    Ok(Json(json!({"success": true, "data": service::batch_progress(&state, &batch).await?})))
+    Ok(Json(
+        json!({"success": true, "data": service::batch_progress(&state, &batch).await?}),
+    ))
 }
 
-pub async fn results(user: AuthUser, State(state): State<AppState>, Path(queue_id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn results(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let batch = owned_batch(&state, &user, &queue_id).await?;
     let rows = state.store.batch_results(&batch.id).await?;
     let name = |id: &str| -> String {
-        state.catalog.technique(id).or_else(|| state.catalog.tactic(id)).map_or_else(|| id.to_string(), |e| e.name_en.clone())
+        state
+            .catalog
+            .technique(id)
+            .or_else(|| state.catalog.tactic(id))
+            .map_or_else(|| id.to_string(), |e| e.name_en.clone())
     };
     let deals: i64 = rows.iter().map(|r| r.deals).sum();
     let finished: i64 = rows.iter().map(|r| r.completed + r.failed).sum();
@@ -105,13 +131,29 @@ fn default_limit() -> u64 {
     1_000
 }
 
-pub async fn runs(user: AuthUser, State(state): State<AppState>, Path(queue_id): Path<String>, Query(page): Query<Page>) -> ApiResult<Json<Value>> {
+pub async fn runs(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(queue_id): Path<String>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Value>> {
     let batch = owned_batch(&state, &user, &queue_id).await?;
-    let runs = state.store.runs_of_batch(&batch.id, page.offset, page.limit.min(10_000)).await?;
+    let runs = state
+        .store
+        .runs_of_batch(&batch.id, page.offset, page.limit.min(10_000))
+        .await?;
     let data: Vec<Value> = runs.iter().map(run_view).collect();
     Ok(Json(json!({"success": true, "data": data})))
 }
 
-async fn owned_batch(state: &AppState, user: &AuthUser, queue_id: &str) -> ApiResult<simulation_queue::Model> {
-    state.store.batch(&user.id, queue_id).await?.ok_or(ApiError::NotFound)
+async fn owned_batch(
+    state: &AppState,
+    user: &AuthUser,
+    queue_id: &str,
+) -> ApiResult<simulation_queue::Model> {
+    state
+        .store
+        .batch(&user.id, queue_id)
+        .await?
+        .ok_or(ApiError::NotFound)
 }

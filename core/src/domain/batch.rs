@@ -38,7 +38,9 @@ impl BatchPlan {
         repetitions: u32,
         catalog: &Catalog,
     ) -> Result<Self, ValidationError> {
-        check_ids(&techniques, "techniques", |id| catalog.technique(id).is_some())?;
+        check_ids(&techniques, "techniques", |id| {
+            catalog.technique(id).is_some()
+        })?;
         check_ids(&tactics, "tactics", |id| catalog.tactic(id).is_some())?;
         let personalities = if personalities.iter().any(|p| p == "all") {
             catalog.personality_ids()
@@ -51,20 +53,34 @@ impl BatchPlan {
             personalities
         };
         if !(1..=100).contains(&repetitions) {
-            return Err(ValidationError::new("repetitions", "must be between 1 and 100"));
+            return Err(ValidationError::new(
+                "repetitions",
+                "must be between 1 and 100",
+            ));
         }
-        let plan = Self { techniques, tactics, personalities, repetitions };
+        let plan = Self {
+            techniques,
+            tactics,
+            personalities,
+            repetitions,
+        };
         if plan.total() > MAX_BATCH_RUNS {
             return Err(ValidationError::new(
                 "repetitions",
-                format!("the batch would hold {} runs; the limit is {MAX_BATCH_RUNS}", plan.total()),
+                format!(
+                    "the batch would hold {} runs; the limit is {MAX_BATCH_RUNS}",
+                    plan.total()
+                ),
             ));
         }
         Ok(plan)
     }
 
     pub fn total(&self) -> usize {
-        self.techniques.len() * self.tactics.len() * self.personalities.len() * self.repetitions as usize
+        self.techniques.len()
+            * self.tactics.len()
+            * self.personalities.len()
+            * self.repetitions as usize
     }
 
     /// Every run of the batch, numbered in the stable nested order.
@@ -89,16 +105,26 @@ impl BatchPlan {
     }
 }
 
-fn check_ids(ids: &[String], field: &str, known: impl Fn(&str) -> bool) -> Result<(), ValidationError> {
+fn check_ids(
+    ids: &[String],
+    field: &str,
+    known: impl Fn(&str) -> bool,
+) -> Result<(), ValidationError> {
     if ids.is_empty() {
         return Err(ValidationError::new(field, "select at least one"));
     }
     for (i, id) in ids.iter().enumerate() {
         if !known(id) {
-            return Err(ValidationError::new(format!("{field}[{i}]"), format!("unknown id '{id}'")));
+            return Err(ValidationError::new(
+                format!("{field}[{i}]"),
+                format!("unknown id '{id}'"),
+            ));
         }
         if ids[..i].contains(id) {
-            return Err(ValidationError::new(format!("{field}[{i}]"), "duplicate id"));
+            return Err(ValidationError::new(
+                format!("{field}[{i}]"),
+                "duplicate id",
+            ));
         }
     }
     Ok(())
@@ -117,7 +143,11 @@ mod tests {
         let catalog = Catalog::builtin();
         let plan = BatchPlan::resolve(
             ids(&["technique.legitimieren", "technique.konsultieren"]),
-            ids(&["tactic.reziprozitaet", "tactic.zeitdruck", "tactic.framing_effekt"]),
+            ids(&[
+                "tactic.reziprozitaet",
+                "tactic.zeitdruck",
+                "tactic.framing_effekt",
+            ]),
             vec![],
             2,
             &catalog,
@@ -127,7 +157,10 @@ mod tests {
         assert_eq!(runs.len(), 12);
         assert_eq!(runs[0].run_number, 1);
         assert_eq!(runs[0].personality_id, DEFAULT_PERSONALITY);
-        assert_eq!((runs[1].tactic_id.as_str(), runs[1].repetition), ("tactic.reziprozitaet", 2));
+        assert_eq!(
+            (runs[1].tactic_id.as_str(), runs[1].repetition),
+            ("tactic.reziprozitaet", 2)
+        );
         assert_eq!(runs[2].tactic_id, "tactic.zeitdruck");
         assert_eq!(runs[6].technique_id, "technique.konsultieren");
         assert_eq!(runs[11].run_number, 12);
@@ -156,7 +189,7 @@ mod tests {
             1,
             &Catalog::builtin(),
         )
-        .unwrap_err();
+        .expect_err("an unknown tactic is rejected");
         assert_eq!(err.field, "tactics[1]");
     }
 }

@@ -52,7 +52,9 @@ impl Catalog {
     }
 
     pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
-        Ok(Self { entries: serde_json::from_str(json)? })
+        Ok(Self {
+            entries: serde_json::from_str(json)?,
+        })
     }
 
     pub fn entries(&self) -> &[CatalogEntry] {
@@ -78,7 +80,9 @@ impl Catalog {
 
     /// Every personality id of the catalog, in catalog order.
     pub fn personality_ids(&self) -> Vec<String> {
-        self.of_kind(EntryKind::Personality).map(|e| e.id.clone()).collect()
+        self.of_kind(EntryKind::Personality)
+            .map(|e| e.id.clone())
+            .collect()
     }
 
     fn find(&self, kind: EntryKind, id: &str) -> Option<&CatalogEntry> {

@@ -59,7 +59,10 @@ string_enum!(
 impl RunStatus {
     /// A final run is never run again.
     pub fn is_final(self) -> bool {
-        matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::Stopped)
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Stopped
+        )
     }
 }
 

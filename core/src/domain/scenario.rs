@@ -204,7 +204,12 @@ impl NegotiationInput {
         let role = match self.scenario.user_role.to_ascii_lowercase().as_str() {
             "buyer" => Role::Buyer,
             "seller" => Role::Seller,
-            _ => return Err(ValidationError::new("scenario.userRole", "must be buyer or seller")),
+            _ => {
+                return Err(ValidationError::new(
+                    "scenario.userRole",
+                    "must be buyer or seller",
+                ));
+            }
         };
         let counterpart = validate_counterpart(&self.counterpart)?;
         let market_name = non_empty(&self.market.name, "market.name", 200)?;
@@ -213,7 +218,10 @@ impl NegotiationInput {
 
         let max_rounds = self.scenario.max_rounds.unwrap_or(6);
         if !(1..=50).contains(&max_rounds) {
-            return Err(ValidationError::new("scenario.maxRounds", "must be between 1 and 50"));
+            return Err(ValidationError::new(
+                "scenario.maxRounds",
+                "must be between 1 and 50",
+            ));
         }
         let distance = self
             .scenario
@@ -223,12 +231,16 @@ impl NegotiationInput {
             .unwrap_or(50.0);
         in_range(distance, 0.0, 100.0, "scenario.counterpartDistance.gesamt")?;
 
-        validate_ids(&self.scenario.selected_techniques, "scenario.selectedTechniques", |id| {
-            catalog.technique(id).is_some()
-        })?;
-        validate_ids(&self.scenario.selected_tactics, "scenario.selectedTactics", |id| {
-            catalog.tactic(id).is_some()
-        })?;
+        validate_ids(
+            &self.scenario.selected_techniques,
+            "scenario.selectedTechniques",
+            |id| catalog.technique(id).is_some(),
+        )?;
+        validate_ids(
+            &self.scenario.selected_tactics,
+            "scenario.selectedTactics",
+            |id| catalog.tactic(id).is_some(),
+        )?;
         let personalities = match self.scenario.counterpart_personality.as_deref() {
             None | Some("") | Some("default") => vec![],
             Some("all") | Some("all-personalities") => vec!["all".to_string()],
@@ -247,7 +259,11 @@ impl NegotiationInput {
             role,
             counterpart,
             market_name,
-            currency: self.market.currency_code.clone().unwrap_or_else(|| "EUR".into()),
+            currency: self
+                .market
+                .currency_code
+                .clone()
+                .unwrap_or_else(|| "EUR".into()),
             market_note: market_note(&self.market),
             products,
             dimensions,
@@ -296,7 +312,10 @@ fn validate_counterpart(input: &CounterpartInput) -> Result<Counterpart, Validat
 
 fn validate_products(inputs: &[ProductInput]) -> Result<Vec<Product>, ValidationError> {
     if inputs.is_empty() {
-        return Err(ValidationError::new("products", "at least one product is required"));
+        return Err(ValidationError::new(
+            "products",
+            "at least one product is required",
+        ));
     }
     let mut names = HashSet::new();
     let mut products = Vec::with_capacity(inputs.len());
@@ -304,7 +323,10 @@ fn validate_products(inputs: &[ProductInput]) -> Result<Vec<Product>, Validation
         let field = |f: &str| format!("products[{i}].{f}");
         let name = non_empty(&p.name, &field("name"), 200)?;
         if !names.insert(name.to_lowercase()) {
-            return Err(ValidationError::new(field("name"), "duplicate product name"));
+            return Err(ValidationError::new(
+                field("name"),
+                "duplicate product name",
+            ));
         }
         let required = |v: Option<f64>, f: &str| {
             let v = v.ok_or_else(|| ValidationError::new(field(f), "is required"))?;
@@ -314,10 +336,16 @@ fn validate_products(inputs: &[ProductInput]) -> Result<Vec<Product>, Validation
         let max_price = required(p.attrs.max_price, "attrs.maxPrice")?;
         let target_price = required(p.attrs.target_price, "attrs.targetPrice")?;
         if min_price < 0.0 {
-            return Err(ValidationError::new(field("attrs.minPrice"), "must not be negative"));
+            return Err(ValidationError::new(
+                field("attrs.minPrice"),
+                "must not be negative",
+            ));
         }
         if min_price > max_price {
-            return Err(ValidationError::new(field("attrs.minPrice"), "must not exceed maxPrice"));
+            return Err(ValidationError::new(
+                field("attrs.minPrice"),
+                "must not exceed maxPrice",
+            ));
         }
         if target_price < min_price || target_price > max_price {
             return Err(ValidationError::new(
@@ -325,11 +353,23 @@ fn validate_products(inputs: &[ProductInput]) -> Result<Vec<Product>, Validation
                 "must lie between minPrice and maxPrice",
             ));
         }
-        let volume = finite(p.attrs.estimated_volume.unwrap_or(1.0), &field("attrs.estimatedVolume"))?;
+        let volume = finite(
+            p.attrs.estimated_volume.unwrap_or(1.0),
+            &field("attrs.estimatedVolume"),
+        )?;
         if volume <= 0.0 {
-            return Err(ValidationError::new(field("attrs.estimatedVolume"), "must be positive"));
+            return Err(ValidationError::new(
+                field("attrs.estimatedVolume"),
+                "must be positive",
+            ));
         }
-        products.push(Product { name, target_price, min_price, max_price, volume });
+        products.push(Product {
+            name,
+            target_price,
+            min_price,
+            max_price,
+            volume,
+        });
     }
     Ok(products)
 }
@@ -339,7 +379,10 @@ fn validate_dimensions(
     products: &[Product],
 ) -> Result<Vec<Dimension>, ValidationError> {
     if inputs.is_empty() {
-        return Err(ValidationError::new("scenario.dimensions", "at least one dimension is required"));
+        return Err(ValidationError::new(
+            "scenario.dimensions",
+            "at least one dimension is required",
+        ));
     }
     let mut names: HashSet<String> = products.iter().map(|p| p.name.to_lowercase()).collect();
     let mut dimensions = Vec::with_capacity(inputs.len());
@@ -356,7 +399,10 @@ fn validate_dimensions(
         let max = finite(d.max_value, &field("maxValue"))?;
         let target = finite(d.target_value, &field("targetValue"))?;
         if min > max {
-            return Err(ValidationError::new(field("minValue"), "must not exceed maxValue"));
+            return Err(ValidationError::new(
+                field("minValue"),
+                "must not exceed maxValue",
+            ));
         }
         if target < min || target > max {
             return Err(ValidationError::new(
@@ -390,10 +436,16 @@ fn validate_ids(
     let mut seen = HashSet::new();
     for (i, id) in ids.iter().enumerate() {
         if !known(id) {
-            return Err(ValidationError::new(format!("{field}[{i}]"), format!("unknown id '{id}'")));
+            return Err(ValidationError::new(
+                format!("{field}[{i}]"),
+                format!("unknown id '{id}'"),
+            ));
         }
         if !seen.insert(id) {
-            return Err(ValidationError::new(format!("{field}[{i}]"), "duplicate id"));
+            return Err(ValidationError::new(
+                format!("{field}[{i}]"),
+                "duplicate id",
+            ));
         }
     }
     Ok(())
@@ -405,7 +457,10 @@ fn non_empty(value: &str, field: &str, max_len: usize) -> Result<String, Validat
         return Err(ValidationError::new(field, "must not be empty"));
     }
     if trimmed.chars().count() > max_len {
-        return Err(ValidationError::new(field, format!("must be at most {max_len} characters")));
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max_len} characters"),
+        ));
     }
     Ok(trimmed.to_string())
 }
@@ -421,7 +476,10 @@ fn finite(value: f64, field: &str) -> Result<f64, ValidationError> {
 fn in_range(value: f64, min: f64, max: f64, field: &str) -> Result<(), ValidationError> {
     finite(value, field)?;
     if value < min || value > max {
-        return Err(ValidationError::new(field, format!("must be between {min} and {max}")));
+        return Err(ValidationError::new(
+            field,
+            format!("must be between {min} and {max}"),
+        ));
     }
     Ok(())
 }

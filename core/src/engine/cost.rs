@@ -22,7 +22,8 @@ pub struct ModelPrice {
 
 impl ModelPrice {
     pub fn cost(&self, usage: TokenUsage) -> f64 {
-        (usage.input as f64 * self.input_per_million + usage.output as f64 * self.output_per_million)
+        (usage.input as f64 * self.input_per_million
+            + usage.output as f64 * self.output_per_million)
             / 1_000_000.0
     }
 }
@@ -47,10 +48,22 @@ impl Default for PriceTable {
         let prices = known
             .into_iter()
             .map(|(model, input, output)| {
-                (model.to_string(), ModelPrice { input_per_million: input, output_per_million: output })
+                (
+                    model.to_string(),
+                    ModelPrice {
+                        input_per_million: input,
+                        output_per_million: output,
+                    },
+                )
             })
             .collect();
-        Self { prices, fallback: ModelPrice { input_per_million: 2.50, output_per_million: 10.00 } }
+        Self {
+            prices,
+            fallback: ModelPrice {
+                input_per_million: 2.50,
+                output_per_million: 10.00,
+            },
+        }
     }
 }
 

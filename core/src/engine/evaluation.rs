@@ -41,19 +41,30 @@ pub struct Evaluation {
 /// Scores a finished run. Only a deal has agreed prices, so other outcomes have no results.
 pub fn evaluate(scenario: &Scenario, outcome: Outcome, final_offer: Option<&Offer>) -> Evaluation {
     let (Outcome::DealAccepted, Some(offer)) = (outcome, final_offer) else {
-        return Evaluation { deal_value: None, products: vec![], dimensions: vec![] };
+        return Evaluation {
+            deal_value: None,
+            products: vec![],
+            dimensions: vec![],
+        };
     };
     let products: Vec<ProductResult> = scenario
         .products
         .iter()
         .map(|product| {
-            let agreed = offer.get(&product.name).copied().unwrap_or(product.target_price);
+            let agreed = offer
+                .get(&product.name)
+                .copied()
+                .unwrap_or(product.target_price);
             let (limit_price, within_limit) = match scenario.role {
                 Role::Seller => (product.min_price, agreed >= product.min_price),
                 Role::Buyer => (product.max_price, agreed <= product.max_price),
             };
             let deviation_pct = (agreed - product.target_price) / product.target_price * 100.0;
-            let penalty = if within_limit { 0.0 } else { OUTSIDE_LIMIT_PENALTY };
+            let penalty = if within_limit {
+                0.0
+            } else {
+                OUTSIDE_LIMIT_PENALTY
+            };
             ProductResult {
                 product_name: product.name.clone(),
                 target_price: product.target_price,
@@ -72,7 +83,10 @@ pub fn evaluate(scenario: &Scenario, outcome: Outcome, final_offer: Option<&Offe
         .dimensions
         .iter()
         .map(|dimension| {
-            let value = offer.get(&dimension.name).copied().unwrap_or(dimension.target);
+            let value = offer
+                .get(&dimension.name)
+                .copied()
+                .unwrap_or(dimension.target);
             DimensionResult {
                 dimension_name: dimension.name.clone(),
                 final_value: value,
@@ -83,7 +97,11 @@ pub fn evaluate(scenario: &Scenario, outcome: Outcome, final_offer: Option<&Offe
         })
         .collect();
     let deal_value = round2(products.iter().map(|p| p.subtotal).sum());
-    Evaluation { deal_value: Some(deal_value), products, dimensions }
+    Evaluation {
+        deal_value: Some(deal_value),
+        products,
+        dimensions,
+    }
 }
 
 /// Deals divided by finished runs; `None` when nothing has finished.

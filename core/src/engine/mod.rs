@@ -48,5 +48,9 @@ pub fn record_turn(
 
 /// The speaker of a turn number (1-based): the user opens every round.
 pub fn speaker_of(turn: u32) -> Speaker {
-    if turn % 2 == 1 { Speaker::User } else { Speaker::Counterpart }
+    if !turn.is_multiple_of(2) {
+        Speaker::User
+    } else {
+        Speaker::Counterpart
+    }
 }

@@ -30,7 +30,12 @@ pub struct Negotiation {
 
 impl Negotiation {
     pub fn new(scenario: &Scenario) -> Self {
-        Self { round_limit: scenario.max_rounds, extended: false, turns: Vec::new(), outcome: None }
+        Self {
+            round_limit: scenario.max_rounds,
+            extended: false,
+            turns: Vec::new(),
+            outcome: None,
+        }
     }
 
     /// Rebuilds the state from stored turns, in order, as a resumed attempt does.
@@ -53,13 +58,19 @@ impl Negotiation {
         Some(NextTurn {
             turn: index + 1,
             round: index / 2 + 1,
-            speaker: if index % 2 == 0 { Speaker::User } else { Speaker::Counterpart },
+            speaker: if index.is_multiple_of(2) {
+                Speaker::User
+            } else {
+                Speaker::Counterpart
+            },
         })
     }
 
     /// Whether the speaker of the next turn has an offer on the table it could accept.
     pub fn has_offer_to_accept(&self) -> bool {
-        self.turns.last().is_some_and(|t| !t.output.offer.is_empty())
+        self.turns
+            .last()
+            .is_some_and(|t| !t.output.offer.is_empty())
     }
 
     /// Adds a played turn and applies the termination rules.

@@ -29,7 +29,9 @@ pub fn repair_turn(
     previous: Option<&Offer>,
     can_accept: bool,
 ) -> Result<Repaired, MalformedTurn> {
-    let object = raw.as_object().ok_or_else(|| MalformedTurn("not a JSON object".into()))?;
+    let object = raw
+        .as_object()
+        .ok_or_else(|| MalformedTurn("not a JSON object".into()))?;
     let mut repairs = 0;
 
     let message = object
@@ -58,13 +60,17 @@ pub fn repair_turn(
     let raw_offer = object.get("offer").and_then(Value::as_object);
     let mut offer = Offer::new();
     for term in terms.iter() {
-        let value = raw_offer.and_then(|o| o.get(&term.name)).and_then(Value::as_f64);
+        let value = raw_offer
+            .and_then(|o| o.get(&term.name))
+            .and_then(Value::as_f64);
         let value = match value.filter(|v| v.is_finite()) {
             Some(v) => v,
             None if action == Action::Accept => continue,
             None => {
                 repairs += 1;
-                previous.and_then(|p| p.get(&term.name).copied()).unwrap_or(term.target)
+                previous
+                    .and_then(|p| p.get(&term.name).copied())
+                    .unwrap_or(term.target)
             }
         };
         let clamped = term.bound.clamp(value);
@@ -75,7 +81,10 @@ pub fn repair_turn(
     }
 
     let mut unit = |key: &str, default: f64| {
-        let value = object.get(key).and_then(Value::as_f64).filter(|v| v.is_finite());
+        let value = object
+            .get(key)
+            .and_then(Value::as_f64)
+            .filter(|v| v.is_finite());
         match value {
             Some(v) if (0.0..=1.0).contains(&v) => v,
             Some(v) => {

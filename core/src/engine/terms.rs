@@ -52,11 +52,17 @@ impl Terms {
                     product.target_price,
                     Bound::new(Some(product.min_price), Some(product.max_price)),
                 ),
-                Speaker::Counterpart => {
-                    (counterpart_target(scenario, product.target_price), Bound::new(Some(0.0), None))
-                }
+                Speaker::Counterpart => (
+                    counterpart_target(scenario, product.target_price),
+                    Bound::new(Some(0.0), None),
+                ),
             };
-            terms.push(Term { name: product.name.clone(), kind: TermKind::Price, target, bound });
+            terms.push(Term {
+                name: product.name.clone(),
+                kind: TermKind::Price,
+                target,
+                bound,
+            });
         }
         for dimension in &scenario.dimensions {
             terms.push(Term {

@@ -40,10 +40,29 @@ fn turn(negotiation: &Negotiation, action: Action, offer: &[(&str, f64)]) -> Tur
 fn worked_example_scores_as_the_original_formulas() {
     let scenario = scenario("03");
     let mut negotiation = Negotiation::new(&scenario);
-    let seller_1 = [("Chocolate Bar 50g", 1.2), ("Price per unit", 1.2), ("Volume per month", 1000.0), ("Payment terms", 45.0)];
-    let buyer_1 = [("Chocolate Bar 50g", 1.05), ("Price per unit", 1.05), ("Volume per month", 1100.0), ("Payment terms", 60.0)];
-    let seller_2 = [("Chocolate Bar 50g", 1.15), ("Price per unit", 1.15), ("Volume per month", 1050.0), ("Payment terms", 45.0)];
-    for (action, offer) in [(Action::Continue, &seller_1[..]), (Action::Continue, &buyer_1[..]), (Action::Continue, &seller_2[..])] {
+    let seller_1 = [
+        ("Chocolate Bar 50g", 1.2),
+        ("Price per unit", 1.2),
+        ("Volume per month", 1000.0),
+        ("Payment terms", 45.0),
+    ];
+    let buyer_1 = [
+        ("Chocolate Bar 50g", 1.05),
+        ("Price per unit", 1.05),
+        ("Volume per month", 1100.0),
+        ("Payment terms", 60.0),
+    ];
+    let seller_2 = [
+        ("Chocolate Bar 50g", 1.15),
+        ("Price per unit", 1.15),
+        ("Volume per month", 1050.0),
+        ("Payment terms", 45.0),
+    ];
+    for (action, offer) in [
+        (Action::Continue, &seller_1[..]),
+        (Action::Continue, &buyer_1[..]),
+        (Action::Continue, &seller_2[..]),
+    ] {
         let t = turn(&negotiation, action, offer);
         assert_eq!(negotiation.record(t), None);
     }
@@ -61,13 +80,19 @@ fn worked_example_scores_as_the_original_formulas() {
     assert_eq!(product.performance_score, 95.45);
     assert!(product.within_limit);
     let volume = &evaluation.dimensions[1];
-    assert_eq!((volume.final_value, volume.within_bounds, volume.priority), (1050.0, true, 2));
+    assert_eq!(
+        (volume.final_value, volume.within_bounds, volume.priority),
+        (1050.0, true, 2)
+    );
 }
 
 #[test]
 fn walk_away_and_terminate_end_the_run() {
     let scenario = scenario("01");
-    for (action, outcome) in [(Action::WalkAway, Outcome::WalkAway), (Action::Terminate, Outcome::Terminated)] {
+    for (action, outcome) in [
+        (Action::WalkAway, Outcome::WalkAway),
+        (Action::Terminate, Outcome::Terminated),
+    ] {
         let mut negotiation = Negotiation::new(&scenario);
         let t = turn(&negotiation, action, &[]);
         assert_eq!(negotiation.record(t), Some(outcome));
@@ -83,8 +108,16 @@ fn run_ends_at_the_round_limit_without_convergence() {
     let mut negotiation = Negotiation::new(&scenario);
     let mut outcome = None;
     while let Some(next) = negotiation.next_turn() {
-        let price = if next.speaker == Speaker::User { 2.0 } else { 1.0 };
-        let t = turn(&negotiation, Action::Continue, &[("Chocolate Bar 50g", price)]);
+        let price = if next.speaker == Speaker::User {
+            2.0
+        } else {
+            1.0
+        };
+        let t = turn(
+            &negotiation,
+            Action::Continue,
+            &[("Chocolate Bar 50g", price)],
+        );
         outcome = negotiation.record(t);
     }
     assert_eq!(outcome, Some(Outcome::MaxRoundsReached));
@@ -96,8 +129,16 @@ fn converging_offers_extend_the_limit_by_three_rounds_once() {
     let scenario = scenario("01");
     let mut negotiation = Negotiation::new(&scenario);
     while let Some(next) = negotiation.next_turn() {
-        let price = if next.speaker == Speaker::User { 1.10 } else { 1.05 };
-        let t = turn(&negotiation, Action::Continue, &[("Chocolate Bar 50g", price)]);
+        let price = if next.speaker == Speaker::User {
+            1.10
+        } else {
+            1.05
+        };
+        let t = turn(
+            &negotiation,
+            Action::Continue,
+            &[("Chocolate Bar 50g", price)],
+        );
         negotiation.record(t);
     }
     assert_eq!(negotiation.round_limit(), scenario.max_rounds + 3);
@@ -137,7 +178,10 @@ fn counterpart_sees_a_shifted_target_and_no_user_limit() {
 #[test]
 fn cost_follows_the_price_table() {
     let prices = PriceTable::default();
-    let usage = TokenUsage { input: 1_000_000, output: 1_000_000 };
+    let usage = TokenUsage {
+        input: 1_000_000,
+        output: 1_000_000,
+    };
     assert!((prices.cost("gpt-4o-mini", usage) - 0.75).abs() < 1e-9);
     let estimate = cost::estimate_run_cost(&scenario("01"), &prices, "gpt-4o-mini");
     assert!(estimate > 0.0 && estimate < 0.1, "estimate {estimate}");

@@ -96,15 +96,21 @@ pub trait LlmProvider: Send + Sync {
 }
 
 /// Builds the provider the configuration names.
-pub fn provider_from_config(config: &crate::config::LlmConfig) -> Result<std::sync::Arc<dyn LlmProvider>, LlmError> {
+pub fn provider_from_config(
+    config: &crate::config::LlmConfig,
+) -> Result<std::sync::Arc<dyn LlmProvider>, LlmError> {
     use crate::config::LlmProviderKind;
     Ok(match config.provider {
-        LlmProviderKind::Simulated => {
-            std::sync::Arc::new(SimulatedProvider::new(config.model.clone(), config.simulated_latency))
-        }
+        LlmProviderKind::Simulated => std::sync::Arc::new(SimulatedProvider::new(
+            config.model.clone(),
+            config.simulated_latency,
+        )),
         LlmProviderKind::OpenAi => std::sync::Arc::new(OpenAiProvider::new(OpenAiConfig {
             base_url: config.base_url.clone(),
-            api_key: config.api_key.clone().unwrap_or_else(|| secrecy::SecretString::from(String::new())),
+            api_key: config
+                .api_key
+                .clone()
+                .unwrap_or_else(|| secrecy::SecretString::from(String::new())),
             model: config.model.clone(),
             connect_timeout: Duration::from_secs(5),
             request_timeout: config.request_timeout,

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use crate::domain::TokenUsage;
 use crate::engine::cost::approx_tokens;
 
-use super::{LlmError, LlmProvider, LlmReply, TurnContext, prompt::turn_messages, schema::turn_schema};
+use super::{
+    LlmError, LlmProvider, LlmReply, TurnContext, prompt::turn_messages, schema::turn_schema,
+};
 
 #[derive(Debug, Clone)]
 pub struct OpenAiConfig {
@@ -71,7 +73,10 @@ impl LlmProvider for OpenAiProvider {
     }
 
     async fn play_turn(&self, context: &TurnContext<'_>) -> Result<LlmReply, LlmError> {
-        let url = format!("{}/chat/completions", self.config.base_url.trim_end_matches('/'));
+        let url = format!(
+            "{}/chat/completions",
+            self.config.base_url.trim_end_matches('/')
+        );
         let body = self.request_body(context);
         let response = self
             .http
@@ -96,7 +101,8 @@ impl LlmProvider for OpenAiProvider {
         let raw = parse_content(content)?;
         let usage = match (
             body.pointer("/usage/prompt_tokens").and_then(Value::as_u64),
-            body.pointer("/usage/completion_tokens").and_then(Value::as_u64),
+            body.pointer("/usage/completion_tokens")
+                .and_then(Value::as_u64),
         ) {
             (Some(input), Some(output)) => TokenUsage { input, output },
             // FIXME(usage): a provider without `usage` is billed on an estimate from sizes.
@@ -116,7 +122,9 @@ fn body_text(body: &Value) -> String {
 /// Parses the model's content: the first JSON object, code fences stripped.
 pub fn parse_content(content: &str) -> Result<Value, LlmError> {
     let trimmed = content.trim();
-    let start = trimmed.find('{').ok_or_else(|| LlmError::Malformed("no JSON object".into()))?;
+    let start = trimmed
+        .find('{')
+        .ok_or_else(|| LlmError::Malformed("no JSON object".into()))?;
     let mut stream = serde_json::Deserializer::from_str(&trimmed[start..]).into_iter::<Value>();
     match stream.next() {
         Some(Ok(value @ Value::Object(_))) => Ok(value),
@@ -130,7 +138,9 @@ async fn read_capped(response: reqwest::Response, cap: usize) -> Result<Vec<u8>,
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(classify_transport)?;
         if body.len() + chunk.len() > cap {
-            return Err(LlmError::Malformed(format!("response larger than {cap} bytes")));
+            return Err(LlmError::Malformed(format!(
+                "response larger than {cap} bytes"
+            )));
         }
         body.extend_from_slice(&chunk);
     }
@@ -149,22 +159,38 @@ fn classify_transport(error: reqwest::Error) -> LlmError {
 pub fn classify_status(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> LlmError {
     let error: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let field = |name: &str| {
-        error.pointer(&format!("/error/{name}")).and_then(Value::as_str).unwrap_or_default().to_string()
+        error
+            .pointer(&format!("/error/{name}"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
     };
     let (kind, code) = (field("type"), field("code"));
     match status.as_u16() {
-        429 if kind == "insufficient_quota" || code == "insufficient_quota" => LlmError::QuotaExhausted,
-        429 => LlmError::RateLimited { retry_after: retry_after(headers) },
+        429 if kind == "insufficient_quota" || code == "insufficient_quota" => {
+            LlmError::QuotaExhausted
+        }
+        429 => LlmError::RateLimited {
+            retry_after: retry_after(headers),
+        },
         401 | 403 => LlmError::Auth(status.as_u16()),
         400 if code == "context_length_exceeded" => LlmError::ContextTooLong,
         400 if code == "content_filter" || kind == "content_filter" => LlmError::ContentRefused,
         408 => LlmError::Timeout,
         s if s >= 500 => LlmError::Server(s),
-        s => LlmError::BadRequest { status: s, kind: if code.is_empty() { kind } else { code } },
+        s => LlmError::BadRequest {
+            status: s,
+            kind: if code.is_empty() { kind } else { code },
+        },
     }
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
 }

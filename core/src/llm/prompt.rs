@@ -14,7 +14,11 @@ pub fn turn_messages(context: &TurnContext<'_>) -> Vec<Value> {
     let speaker = context.next.speaker;
     let mut messages = vec![json!({"role": "system", "content": system_prompt(context)})];
     for turn in context.history {
-        let role = if turn.speaker == speaker { "assistant" } else { "user" };
+        let role = if turn.speaker == speaker {
+            "assistant"
+        } else {
+            "user"
+        };
         let visible = json!({
             "message": turn.output.message,
             "action": turn.output.action,
@@ -51,13 +55,20 @@ fn system_prompt(context: &TurnContext<'_>) -> String {
     if !scenario.context.is_empty() {
         let _ = writeln!(prompt, "Context: {}", scenario.context);
     }
-    let _ = writeln!(prompt, "Terms (offer a number for each, named exactly as here):");
+    let _ = writeln!(
+        prompt,
+        "Terms (offer a number for each, named exactly as here):"
+    );
     for term in context.terms.iter() {
         let kind = match term.kind {
             TermKind::Price => "unit price",
             TermKind::Dimension => "term",
         };
-        let _ = write!(prompt, "- {} ({kind}): your target {:.4}", term.name, term.target);
+        let _ = write!(
+            prompt,
+            "- {} ({kind}): your target {:.4}",
+            term.name, term.target
+        );
         if speaker == Speaker::User {
             if let Some(min) = term.bound.min {
                 let _ = write!(prompt, ", min {min:.4}");
@@ -70,8 +81,16 @@ fn system_prompt(context: &TurnContext<'_>) -> String {
     }
     match speaker {
         Speaker::User => {
-            let _ = writeln!(prompt, "Influence technique to use: {}", describe(context.technique));
-            let _ = writeln!(prompt, "Negotiation tactic to use: {}", describe(context.tactic));
+            let _ = writeln!(
+                prompt,
+                "Influence technique to use: {}",
+                describe(context.technique)
+            );
+            let _ = writeln!(
+                prompt,
+                "Negotiation tactic to use: {}",
+                describe(context.tactic)
+            );
         }
         Speaker::Counterpart => {
             let personality = context.personality.map_or_else(

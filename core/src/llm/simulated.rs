@@ -31,7 +31,10 @@ pub struct SimulatedProvider {
 
 impl SimulatedProvider {
     pub fn new(model: impl Into<String>, latency: Duration) -> Self {
-        Self { model: model.into(), latency }
+        Self {
+            model: model.into(),
+            latency,
+        }
     }
 }
 
@@ -85,7 +88,11 @@ fn counterpart_profile(
         anchor: 0.1 + 0.3 * (1.0 - agreeable),
         concession: (0.5 + 1.2 * agreeable) * persuasion,
         flexibility: (0.25 + 0.55 * agreeable) * persuasion.min(1.1),
-        walk_risk: if harsh { 0.15 + 0.25 * (1.0 - agreeable) } else { 0.03 + 0.05 * (1.0 - agreeable) },
+        walk_risk: if harsh {
+            0.15 + 0.25 * (1.0 - agreeable)
+        } else {
+            0.03 + 0.05 * (1.0 - agreeable)
+        },
     }
 }
 
@@ -143,7 +150,9 @@ fn simulate_turn(context: &TurnContext<'_>) -> LlmReply {
                 opening + (counter_anchor - opening) * give
             }
             TermKind::Dimension => {
-                let mid = (term.bound.min.unwrap_or(term.target) + term.bound.max.unwrap_or(term.target)) / 2.0;
+                let mid = (term.bound.min.unwrap_or(term.target)
+                    + term.bound.max.unwrap_or(term.target))
+                    / 2.0;
                 term.target + (mid - term.target) * give
             }
         };
@@ -152,9 +161,8 @@ fn simulate_turn(context: &TurnContext<'_>) -> LlmReply {
     }
 
     let other_offer = context.history.last().map(|t| &t.output.offer);
-    let acceptable = other_offer.is_some_and(|theirs| {
-        context.can_accept && is_acceptable(side, &offer, theirs, context)
-    });
+    let acceptable = other_offer
+        .is_some_and(|theirs| context.can_accept && is_acceptable(side, &offer, theirs, context));
     let gap = other_offer.map_or(1.0, |theirs| price_gap(&offer, theirs, context));
     let action = if acceptable {
         Action::Accept
@@ -179,21 +187,26 @@ fn simulate_turn(context: &TurnContext<'_>) -> LlmReply {
         .filter_map(|m| m.get("content").and_then(Value::as_str))
         .map(approx_tokens)
         .sum();
-    let usage = TokenUsage { input: prompt_tokens + 12, output: 140 + (rng.next_unit() * 120.0) as u64 };
+    let usage = TokenUsage {
+        input: prompt_tokens + 12,
+        output: 140 + (rng.next_unit() * 120.0) as u64,
+    };
     LlmReply { raw, usage }
 }
 
 /// An agent accepts when the other side's prices are at least as good as its own next offer.
 fn is_acceptable(side: Role, own: &Offer, theirs: &Offer, context: &TurnContext<'_>) -> bool {
-    context.terms.iter().filter(|t| t.kind == TermKind::Price).all(|term| {
-        match (own.get(&term.name), theirs.get(&term.name)) {
+    context
+        .terms
+        .iter()
+        .filter(|t| t.kind == TermKind::Price)
+        .all(|term| match (own.get(&term.name), theirs.get(&term.name)) {
             (Some(mine), Some(other)) => match side {
                 Role::Seller => other >= mine,
                 Role::Buyer => other <= mine,
             },
             _ => false,
-        }
-    })
+        })
 }
 
 /// The mean relative distance between two offers' prices.
@@ -205,21 +218,36 @@ fn price_gap(own: &Offer, theirs: &Offer, context: &TurnContext<'_>) -> f64 {
         .filter_map(|t| Some((own.get(&t.name)?, theirs.get(&t.name)?)))
         .map(|(a, b)| (a - b).abs() / a.abs().max(f64::EPSILON))
         .collect();
-    if gaps.is_empty() { 1.0 } else { gaps.iter().sum::<f64>() / gaps.len() as f64 }
+    if gaps.is_empty() {
+        1.0
+    } else {
+        gaps.iter().sum::<f64>() / gaps.len() as f64
+    }
 }
 
 fn offer_json(offer: &Offer, action: Action) -> Value {
     if action == Action::Accept {
         return Value::Object(Map::new());
     }
-    let map = offer.iter().map(|(k, v)| (k.clone(), json!(round4(*v)))).collect();
+    let map = offer
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(round4(*v))))
+        .collect();
     Value::Object(map)
 }
 
 fn compose_message(context: &TurnContext<'_>, action: Action, side: Role) -> String {
     let lead = match context.next.speaker {
-        Speaker::User => format!("({} / {})", context.technique.name_en, context.tactic.name_en),
-        Speaker::Counterpart => format!("({})", context.personality.map_or("Standard", |p| p.name_en.as_str())),
+        Speaker::User => format!(
+            "({} / {})",
+            context.technique.name_en, context.tactic.name_en
+        ),
+        Speaker::Counterpart => format!(
+            "({})",
+            context
+                .personality
+                .map_or("Standard", |p| p.name_en.as_str())
+        ),
     };
     match action {
         Action::Accept => format!("{lead} We accept your last offer."),
@@ -246,7 +274,9 @@ fn unit_hash(text: &str) -> f64 {
 
 /// FNV-1a: stable across builds and platforms, which a seeded library RNG need not be.
 fn hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 struct SplitMix(u64);

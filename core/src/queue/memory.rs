@@ -58,20 +58,33 @@ impl JobQueue for MemoryQueue {
     async fn fetch(&self, _worker: &str, lease: Duration) -> Result<Option<Delivery>, QueueError> {
         let now = millis(Utc::now());
         let mut state = self.lock();
-        let due: Vec<(i64, String)> = state.delayed.iter().take_while(|(at, _)| *at <= now).cloned().collect();
+        let due: Vec<(i64, String)> = state
+            .delayed
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .cloned()
+            .collect();
         for entry in due {
             state.delayed.remove(&entry);
             state.ready.push_front(entry.1);
         }
-        let expired: Vec<String> =
-            state.inflight.iter().filter(|(_, deadline)| **deadline <= now).map(|(id, _)| id.clone()).collect();
+        let expired: Vec<String> = state
+            .inflight
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
         for id in expired {
             state.inflight.remove(&id);
             state.ready.push_front(id);
         }
         while let Some(id) = state.ready.pop_front() {
-            let Some(payload) = state.jobs.get(&id).cloned() else { continue };
-            state.inflight.insert(id.clone(), now + lease.as_millis() as i64);
+            let Some(payload) = state.jobs.get(&id).cloned() else {
+                continue;
+            };
+            state
+                .inflight
+                .insert(id.clone(), now + lease.as_millis() as i64);
             return Ok(Some(match RunJob::decode(&payload) {
                 Ok(job) => Delivery::Job(job),
                 Err(reason) => Delivery::Poison { job_id: id, reason },

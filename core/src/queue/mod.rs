@@ -26,7 +26,11 @@ pub struct RunJob {
 
 impl RunJob {
     pub fn new(run_id: impl Into<String>, batch_id: impl Into<String>) -> Self {
-        Self { v: JOB_VERSION, run_id: run_id.into(), batch_id: batch_id.into() }
+        Self {
+            v: JOB_VERSION,
+            run_id: run_id.into(),
+            batch_id: batch_id.into(),
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -35,7 +39,8 @@ impl RunJob {
 
     /// Decodes a stored payload; an unknown version or shape is a poison job, with a reason.
     pub fn decode(payload: &str) -> Result<Self, String> {
-        let job: RunJob = serde_json::from_str(payload).map_err(|e| format!("undecodable payload: {e}"))?;
+        let job: RunJob =
+            serde_json::from_str(payload).map_err(|e| format!("undecodable payload: {e}"))?;
         if job.v != JOB_VERSION {
             return Err(format!("unsupported payload version {}", job.v));
         }

@@ -51,7 +51,9 @@ pub struct RedisQueue {
 
 impl std::fmt::Debug for RedisQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisQueue").field("prefix", &self.keys.jobs).finish()
+        f.debug_struct("RedisQueue")
+            .field("prefix", &self.keys.jobs)
+            .finish()
     }
 }
 
@@ -70,7 +72,9 @@ impl RedisQueue {
             recycle: Some(Duration::from_secs(5)),
         };
         config.pool = Some(pool_config);
-        let pool = config.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?;
+        let pool = config
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(unavailable)?;
         Ok(Self {
             pool,
             keys: Keys::new(prefix),
@@ -99,11 +103,17 @@ impl JobQueue for RedisQueue {
         let mut added = 0;
         for chunk in jobs.chunks(ENQUEUE_CHUNK) {
             let mut invocation = self.enqueue.prepare_invoke();
-            invocation.key(&self.keys.jobs).key(&self.keys.ready).key(&self.keys.wake);
+            invocation
+                .key(&self.keys.jobs)
+                .key(&self.keys.ready)
+                .key(&self.keys.wake);
             for job in chunk {
                 invocation.arg(job.id()).arg(job.encode());
             }
-            let n: usize = invocation.invoke_async(&mut *conn).await.map_err(unavailable)?;
+            let n: usize = invocation
+                .invoke_async(&mut *conn)
+                .await
+                .map_err(unavailable)?;
             added += n;
         }
         Ok(added)
@@ -122,16 +132,21 @@ impl JobQueue for RedisQueue {
             .invoke_async(&mut *conn)
             .await
             .map_err(unavailable)?;
-        Ok(fetched.map(|(job_id, payload)| match RunJob::decode(&payload) {
-            Ok(job) => Delivery::Job(job),
-            Err(reason) => Delivery::Poison { job_id, reason },
-        }))
+        Ok(
+            fetched.map(|(job_id, payload)| match RunJob::decode(&payload) {
+                Ok(job) => Delivery::Job(job),
+                Err(reason) => Delivery::Poison { job_id, reason },
+            }),
+        )
     }
 
     async fn wait_for_work(&self, max_wait: Duration) -> Result<(), QueueError> {
         let mut conn = self.conn().await?;
         let seconds = max_wait.as_secs_f64().max(0.01);
-        let _: Option<(String, String)> = conn.brpop(&self.keys.wake, seconds).await.map_err(unavailable)?;
+        let _: Option<(String, String)> = conn
+            .brpop(&self.keys.wake, seconds)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -205,12 +220,20 @@ impl JobQueue for RedisQueue {
             .query_async(&mut *conn)
             .await
             .map_err(unavailable)?;
-        Ok(QueueCounts { waiting, delayed, running, dead })
+        Ok(QueueCounts {
+            waiting,
+            delayed,
+            running,
+            dead,
+        })
     }
 
     async fn ping(&self) -> Result<(), QueueError> {
         let mut conn = self.conn().await?;
-        let _: String = redis::cmd("PING").query_async(&mut *conn).await.map_err(unavailable)?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 }

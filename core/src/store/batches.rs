@@ -42,7 +42,10 @@ impl Store {
         request: &BatchRequest,
     ) -> StoreResult<CreatedBatch> {
         if let Some(existing) = self.batch_by_idempotency_key(user_id, request).await? {
-            return Ok(CreatedBatch { batch: existing, created: false });
+            return Ok(CreatedBatch {
+                batch: existing,
+                created: false,
+            });
         }
         let at = now();
         let batch_id = new_id();
@@ -68,11 +71,17 @@ impl Store {
             completed_at: Set(None),
             paused_at: Set(None),
         };
-        if let Err(e) = batch::Entity::insert(model).exec_without_returning(&txn).await {
+        if let Err(e) = batch::Entity::insert(model)
+            .exec_without_returning(&txn)
+            .await
+        {
             drop(txn);
             // A concurrent request with the same key won the race: answer with its batch.
             if let Some(existing) = self.batch_by_idempotency_key(user_id, request).await? {
-                return Ok(CreatedBatch { batch: existing, created: false });
+                return Ok(CreatedBatch {
+                    batch: existing,
+                    created: false,
+                });
             }
             return Err(e.into());
         }
@@ -105,11 +114,19 @@ impl Store {
                 started_at: Set(None),
                 completed_at: Set(None),
             });
-            run::Entity::insert_many(models).exec_without_returning(&txn).await?;
+            run::Entity::insert_many(models)
+                .exec_without_returning(&txn)
+                .await?;
         }
         txn.commit().await?;
-        let batch = self.batch_unscoped(&batch_id).await?.ok_or(StoreError::NotFound)?;
-        Ok(CreatedBatch { batch, created: true })
+        let batch = self
+            .batch_unscoped(&batch_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(CreatedBatch {
+            batch,
+            created: true,
+        })
     }
 
     async fn batch_by_idempotency_key(
@@ -137,10 +154,16 @@ impl Store {
 
     /// A batch by id alone, for workers and internal bookkeeping.
     pub async fn batch_unscoped(&self, id: &str) -> StoreResult<Option<batch::Model>> {
-        Ok(batch::Entity::find_by_id(id.to_string()).one(&self.db).await?)
+        Ok(batch::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?)
     }
 
-    pub async fn batches_of_negotiation(&self, user_id: &str, negotiation_id: &str) -> StoreResult<Vec<batch::Model>> {
+    pub async fn batches_of_negotiation(
+        &self,
+        user_id: &str,
+        negotiation_id: &str,
+    ) -> StoreResult<Vec<batch::Model>> {
         Ok(batch::Entity::find()
             .filter(batch::Column::UserId.eq(user_id))
             .filter(batch::Column::NegotiationId.eq(negotiation_id))
@@ -157,7 +180,10 @@ impl Store {
         let at = now();
         let txn = self.db.begin().await?;
         batch::Entity::update_many()
-            .col_expr(batch::Column::Status, Expr::value(BatchStatus::Running.as_str()))
+            .col_expr(
+                batch::Column::Status,
+                Expr::value(BatchStatus::Running.as_str()),
+            )
             .col_expr(batch::Column::StartedAt, Expr::value(at))
             .col_expr(batch::Column::UpdatedAt, Expr::value(at))
             .filter(batch::Column::Id.eq(batch_id))

@@ -59,7 +59,8 @@ impl Store {
             .sqlx_logging(false);
         let db = Database::connect(options).await?;
         if sqlite {
-            db.execute_unprepared("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;").await?;
+            db.execute_unprepared("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;")
+                .await?;
         }
         Migrator::up(&db, None).await?;
         Ok(Self { db })

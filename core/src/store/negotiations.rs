@@ -23,26 +23,40 @@ impl Store {
             description: Set(Some(scenario.context.clone()).filter(|d| !d.is_empty())),
             status: Set("planned".into()),
             input: Set(input),
-            scenario: Set(serde_json::to_value(scenario).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+            scenario: Set(
+                serde_json::to_value(scenario).map_err(|e| StoreError::Corrupt(e.to_string()))?
+            ),
             created_at: Set(at),
             updated_at: Set(at),
             started_at: Set(None),
             completed_at: Set(None),
         };
         let id = model.id.clone().unwrap();
-        negotiation::Entity::insert(model).exec_without_returning(&self.db).await?;
-        self.negotiation(user_id, &id).await?.ok_or(StoreError::NotFound)
+        negotiation::Entity::insert(model)
+            .exec_without_returning(&self.db)
+            .await?;
+        self.negotiation(user_id, &id)
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 
     /// The owner's negotiation, or `None` for a missing id or another user's.
-    pub async fn negotiation(&self, user_id: &str, id: &str) -> StoreResult<Option<negotiation::Model>> {
+    pub async fn negotiation(
+        &self,
+        user_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<negotiation::Model>> {
         Ok(negotiation::Entity::find_by_id(id.to_string())
             .filter(negotiation::Column::UserId.eq(user_id))
             .one(&self.db)
             .await?)
     }
 
-    pub async fn negotiations(&self, user_id: &str, limit: u64) -> StoreResult<Vec<negotiation::Model>> {
+    pub async fn negotiations(
+        &self,
+        user_id: &str,
+        limit: u64,
+    ) -> StoreResult<Vec<negotiation::Model>> {
         Ok(negotiation::Entity::find()
             .filter(negotiation::Column::UserId.eq(user_id))
             .order_by_desc(negotiation::Column::CreatedAt)
@@ -53,13 +67,16 @@ impl Store {
 
     /// The validated scenario stored with a negotiation.
     pub fn scenario_of(model: &negotiation::Model) -> StoreResult<Scenario> {
-        serde_json::from_value(model.scenario.clone()).map_err(|e| StoreError::Corrupt(e.to_string()))
+        serde_json::from_value(model.scenario.clone())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 }
 
 impl Store {
     /// A negotiation by id alone, for workers.
     pub async fn negotiation_unscoped(&self, id: &str) -> StoreResult<Option<negotiation::Model>> {
-        Ok(negotiation::Entity::find_by_id(id.to_string()).one(&self.db).await?)
+        Ok(negotiation::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?)
     }
 }

@@ -69,7 +69,10 @@ impl Store {
             .into_tuple()
             .all(&self.db)
             .await?;
-        let by_status = rows.into_iter().map(|(status, n)| (status, n as u64)).collect();
+        let by_status = rows
+            .into_iter()
+            .map(|(status, n)| (status, n as u64))
+            .collect();
         Ok(RunCounts { by_status })
     }
 
@@ -93,10 +96,17 @@ impl Store {
              GROUP BY technique_id, tactic_id ORDER BY MIN(run_number)"
         );
         let statement = Statement::from_sql_and_values(self.backend(), sql, [batch_id.into()]);
-        Ok(ResultRow::find_by_statement(statement).all(&self.db).await?)
+        Ok(ResultRow::find_by_statement(statement)
+            .all(&self.db)
+            .await?)
     }
 
-    pub async fn runs_of_batch(&self, batch_id: &str, offset: u64, limit: u64) -> StoreResult<Vec<run::Model>> {
+    pub async fn runs_of_batch(
+        &self,
+        batch_id: &str,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<Vec<run::Model>> {
         Ok(run::Entity::find()
             .filter(run::Column::QueueId.eq(batch_id))
             .order_by_asc(run::Column::RunNumber)
@@ -120,11 +130,20 @@ impl Store {
             .filter(dimension_result::Column::RunId.eq(run.id.as_str()))
             .all(&self.db)
             .await?;
-        Ok(RunDetail { run, turns, products, dimensions })
+        Ok(RunDetail {
+            run,
+            turns,
+            products,
+            dimensions,
+        })
     }
 
     /// A run, if the user owns its batch.
-    pub async fn run_of_user(&self, user_id: &str, run_id: &str) -> StoreResult<Option<run::Model>> {
+    pub async fn run_of_user(
+        &self,
+        user_id: &str,
+        run_id: &str,
+    ) -> StoreResult<Option<run::Model>> {
         let Some(run) = self.run_unscoped(run_id).await? else {
             return Ok(None);
         };

@@ -64,7 +64,12 @@ fn held(run_id: &str, attempt: i32) -> Condition {
 impl Store {
     /// Takes a run for one attempt: `queued`, due `retry_wait`, or `running` with an expired
     /// lease. `None` means the run is final, not due, or leased by a live attempt elsewhere.
-    pub async fn lease_run(&self, run_id: &str, worker: &str, lease: Duration) -> StoreResult<Option<LeasedRun>> {
+    pub async fn lease_run(
+        &self,
+        run_id: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> StoreResult<Option<LeasedRun>> {
         let at = now();
         let leasable = Condition::any()
             .add(run::Column::Status.eq(RunStatus::Queued.as_str()))
@@ -83,11 +88,17 @@ impl Store {
                     .add(run::Column::LeaseExpiresAt.lt(at)),
             );
         let updated = run::Entity::update_many()
-            .col_expr(run::Column::Status, Expr::value(RunStatus::Running.as_str()))
+            .col_expr(
+                run::Column::Status,
+                Expr::value(RunStatus::Running.as_str()),
+            )
             .col_expr(run::Column::Attempt, Expr::col(run::Column::Attempt).add(1))
             .col_expr(run::Column::LeaseOwner, Expr::value(worker))
             .col_expr(run::Column::LeaseExpiresAt, Expr::value(deadline(lease)))
-            .col_expr(run::Column::NextAttemptAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(
+                run::Column::NextAttemptAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
             .col_expr(
                 run::Column::StartedAt,
                 Expr::col(run::Column::StartedAt).if_null(Expr::value(at)),
@@ -100,7 +111,10 @@ impl Store {
         if updated.rows_affected == 0 {
             return Ok(None);
         }
-        let run = run::Entity::find_by_id(run_id.to_string()).one(&self.db).await?.ok_or(StoreError::NotFound)?;
+        let run = run::Entity::find_by_id(run_id.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         // Another worker may have taken it between the update and this read; only ours counts.
         if run.lease_owner.as_deref() != Some(worker) {
             return Ok(None);
@@ -121,7 +135,13 @@ impl Store {
 
     /// Stores one turn and renews the lease, only while this attempt holds the run.
     /// Storing the same turn twice keeps the first.
-    pub async fn save_turn(&self, run_id: &str, attempt: i32, lease: Duration, turn: &TurnRecord) -> StoreResult<()> {
+    pub async fn save_turn(
+        &self,
+        run_id: &str,
+        attempt: i32,
+        lease: Duration,
+        turn: &TurnRecord,
+    ) -> StoreResult<()> {
         let txn = self.db.begin().await?;
         let renewed = run::Entity::update_many()
             .col_expr(run::Column::LeaseExpiresAt, Expr::value(deadline(lease)))
@@ -151,7 +171,10 @@ impl Store {
             repairs: Set(turn.repairs as i32),
             created_at: Set(now()),
         };
-        run_turn::Entity::insert(row).on_conflict_do_nothing().exec_without_returning(&txn).await?;
+        run_turn::Entity::insert(row)
+            .on_conflict_do_nothing()
+            .exec_without_returning(&txn)
+            .await?;
         txn.commit().await?;
         Ok(())
     }
@@ -171,15 +194,30 @@ impl Store {
         let at = now();
         let txn = self.db.begin().await?;
         let done = run::Entity::update_many()
-            .col_expr(run::Column::Status, Expr::value(RunStatus::Completed.as_str()))
+            .col_expr(
+                run::Column::Status,
+                Expr::value(RunStatus::Completed.as_str()),
+            )
             .col_expr(run::Column::Outcome, Expr::value(outcome.as_str()))
-            .col_expr(run::Column::InputTokens, Expr::value(totals.usage.input as i64))
-            .col_expr(run::Column::OutputTokens, Expr::value(totals.usage.output as i64))
+            .col_expr(
+                run::Column::InputTokens,
+                Expr::value(totals.usage.input as i64),
+            )
+            .col_expr(
+                run::Column::OutputTokens,
+                Expr::value(totals.usage.output as i64),
+            )
             .col_expr(run::Column::Cost, Expr::value(totals.cost))
             .col_expr(run::Column::TotalRounds, Expr::value(totals.rounds as i32))
             .col_expr(run::Column::DealValue, Expr::value(evaluation.deal_value))
-            .col_expr(run::Column::FinalOffer, Expr::value(final_offer.map(|o| serde_json::to_value(o).unwrap_or_default())))
-            .col_expr(run::Column::LeaseExpiresAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(
+                run::Column::FinalOffer,
+                Expr::value(final_offer.map(|o| serde_json::to_value(o).unwrap_or_default())),
+            )
+            .col_expr(
+                run::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
             .col_expr(run::Column::CompletedAt, Expr::value(at))
             .col_expr(run::Column::UpdatedAt, Expr::value(at))
             .filter(held(&run.id, leased.attempt))
@@ -188,47 +226,73 @@ impl Store {
         if done.rows_affected == 0 {
             return Err(lease_lost());
         }
-        let products = evaluation.products.iter().map(|p| product_result::ActiveModel {
-            run_id: Set(run.id.clone()),
-            product_name: Set(p.product_name.clone()),
-            target_price: Set(p.target_price),
-            limit_price: Set(p.limit_price),
-            volume: Set(p.volume),
-            agreed_price: Set(p.agreed_price),
-            price_vs_target_pct: Set(p.price_vs_target_pct),
-            within_limit: Set(p.within_limit),
-            subtotal: Set(p.subtotal),
-            target_subtotal: Set(p.target_subtotal),
-            performance_score: Set(p.performance_score),
-        });
-        product_result::Entity::insert_many(products).on_conflict_do_nothing().exec_without_returning(&txn).await?;
-        let dimensions = evaluation.dimensions.iter().map(|d| dimension_result::ActiveModel {
-            run_id: Set(run.id.clone()),
-            dimension_name: Set(d.dimension_name.clone()),
-            final_value: Set(d.final_value),
-            target_value: Set(d.target_value),
-            within_bounds: Set(d.within_bounds),
-            priority: Set(i32::from(d.priority)),
-        });
-        dimension_result::Entity::insert_many(dimensions).on_conflict_do_nothing().exec_without_returning(&txn).await?;
+        let products = evaluation
+            .products
+            .iter()
+            .map(|p| product_result::ActiveModel {
+                run_id: Set(run.id.clone()),
+                product_name: Set(p.product_name.clone()),
+                target_price: Set(p.target_price),
+                limit_price: Set(p.limit_price),
+                volume: Set(p.volume),
+                agreed_price: Set(p.agreed_price),
+                price_vs_target_pct: Set(p.price_vs_target_pct),
+                within_limit: Set(p.within_limit),
+                subtotal: Set(p.subtotal),
+                target_subtotal: Set(p.target_subtotal),
+                performance_score: Set(p.performance_score),
+            });
+        product_result::Entity::insert_many(products)
+            .on_conflict_do_nothing()
+            .exec_without_returning(&txn)
+            .await?;
+        let dimensions = evaluation
+            .dimensions
+            .iter()
+            .map(|d| dimension_result::ActiveModel {
+                run_id: Set(run.id.clone()),
+                dimension_name: Set(d.dimension_name.clone()),
+                final_value: Set(d.final_value),
+                target_value: Set(d.target_value),
+                within_bounds: Set(d.within_bounds),
+                priority: Set(i32::from(d.priority)),
+            });
+        dimension_result::Entity::insert_many(dimensions)
+            .on_conflict_do_nothing()
+            .exec_without_returning(&txn)
+            .await?;
         count_final(&txn, run, batch::Column::CompletedCount, totals.cost).await?;
         txn.commit().await?;
         Ok(())
     }
 
     /// Ends a run as failed with its reason; the batch counts it and its spend.
-    pub async fn fail_run(&self, leased: &LeasedRun, reason: &str, totals: RunTotals) -> StoreResult<()> {
+    pub async fn fail_run(
+        &self,
+        leased: &LeasedRun,
+        reason: &str,
+        totals: RunTotals,
+    ) -> StoreResult<()> {
         let run = &leased.run;
         let at = now();
         let txn = self.db.begin().await?;
         let failed = run::Entity::update_many()
             .col_expr(run::Column::Status, Expr::value(RunStatus::Failed.as_str()))
             .col_expr(run::Column::LastError, Expr::value(reason))
-            .col_expr(run::Column::InputTokens, Expr::value(totals.usage.input as i64))
-            .col_expr(run::Column::OutputTokens, Expr::value(totals.usage.output as i64))
+            .col_expr(
+                run::Column::InputTokens,
+                Expr::value(totals.usage.input as i64),
+            )
+            .col_expr(
+                run::Column::OutputTokens,
+                Expr::value(totals.usage.output as i64),
+            )
             .col_expr(run::Column::Cost, Expr::value(totals.cost))
             .col_expr(run::Column::TotalRounds, Expr::value(totals.rounds as i32))
-            .col_expr(run::Column::LeaseExpiresAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(
+                run::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
             .col_expr(run::Column::CompletedAt, Expr::value(at))
             .col_expr(run::Column::UpdatedAt, Expr::value(at))
             .filter(held(&run.id, leased.attempt))
@@ -243,13 +307,24 @@ impl Store {
     }
 
     /// Parks a run after a transient failure until `next_attempt_at`; its turns stay stored.
-    pub async fn retry_run(&self, leased: &LeasedRun, reason: &str, next_attempt_at: DateTime<Utc>) -> StoreResult<()> {
+    pub async fn retry_run(
+        &self,
+        leased: &LeasedRun,
+        reason: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
         let updated = run::Entity::update_many()
-            .col_expr(run::Column::Status, Expr::value(RunStatus::RetryWait.as_str()))
+            .col_expr(
+                run::Column::Status,
+                Expr::value(RunStatus::RetryWait.as_str()),
+            )
             .col_expr(run::Column::LastError, Expr::value(reason))
             .col_expr(run::Column::NextAttemptAt, Expr::value(next_attempt_at))
             .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
-            .col_expr(run::Column::LeaseExpiresAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(
+                run::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
             .col_expr(run::Column::UpdatedAt, Expr::value(now()))
             .filter(held(&leased.run.id, leased.attempt))
             .exec(&self.db)
@@ -263,7 +338,11 @@ impl Store {
     /// Runs whose delivery may have been lost: queued for a while, due retries, and running
     /// with an expired lease. Re-delivering them is safe because the queue drops ids it holds
     /// and the lease guard drops runs that are not leasable.
-    pub async fn runs_to_redeliver(&self, queued_for: Duration, limit: u64) -> StoreResult<Vec<(String, String)>> {
+    pub async fn runs_to_redeliver(
+        &self,
+        queued_for: Duration,
+        limit: u64,
+    ) -> StoreResult<Vec<(String, String)>> {
         let at = now();
         let stale = at - chrono::Duration::from_std(queued_for).unwrap_or_default();
         let due = Condition::any()
@@ -294,7 +373,9 @@ impl Store {
     }
 
     pub async fn run_unscoped(&self, run_id: &str) -> StoreResult<Option<run::Model>> {
-        Ok(run::Entity::find_by_id(run_id.to_string()).one(&self.db).await?)
+        Ok(run::Entity::find_by_id(run_id.to_string())
+            .one(&self.db)
+            .await?)
     }
 }
 
@@ -308,7 +389,10 @@ async fn count_final(
     let at = now();
     batch::Entity::update_many()
         .col_expr(counter, Expr::col(counter).add(1))
-        .col_expr(batch::Column::ActualCost, Expr::col(batch::Column::ActualCost).add(cost))
+        .col_expr(
+            batch::Column::ActualCost,
+            Expr::col(batch::Column::ActualCost).add(cost),
+        )
         .col_expr(batch::Column::UpdatedAt, Expr::value(at))
         .filter(batch::Column::Id.eq(run.queue_id.as_str()))
         .exec(txn)
@@ -318,10 +402,16 @@ async fn count_final(
         .add(Expr::col(batch::Column::StoppedCount))
         .gte(Expr::col(batch::Column::TotalSimulations));
     let finished = batch::Entity::update_many()
-        .col_expr(batch::Column::Status, Expr::value(BatchStatus::Completed.as_str()))
+        .col_expr(
+            batch::Column::Status,
+            Expr::value(BatchStatus::Completed.as_str()),
+        )
         .col_expr(batch::Column::CompletedAt, Expr::value(at))
         .filter(batch::Column::Id.eq(run.queue_id.as_str()))
-        .filter(batch::Column::Status.is_in([BatchStatus::Pending.as_str(), BatchStatus::Running.as_str()]))
+        .filter(
+            batch::Column::Status
+                .is_in([BatchStatus::Pending.as_str(), BatchStatus::Running.as_str()]),
+        )
         .filter(all_final)
         .exec(txn)
         .await?;
@@ -338,7 +428,8 @@ async fn count_final(
 }
 
 fn turn_from_row(row: run_turn::Model) -> StoreResult<TurnRecord> {
-    let corrupt = |e: String| StoreError::Corrupt(format!("turn {} of run {}: {e}", row.turn, row.run_id));
+    let corrupt =
+        |e: String| StoreError::Corrupt(format!("turn {} of run {}: {e}", row.turn, row.run_id));
     Ok(TurnRecord {
         turn: row.turn as u32,
         round: row.round as u32,
@@ -352,7 +443,10 @@ fn turn_from_row(row: run_turn::Model) -> StoreResult<TurnRecord> {
             batna_assessment: row.batna_assessment,
             walk_away_threshold: row.walk_away_threshold,
         },
-        usage: TokenUsage { input: row.input_tokens as u64, output: row.output_tokens as u64 },
+        usage: TokenUsage {
+            input: row.input_tokens as u64,
+            output: row.output_tokens as u64,
+        },
         cost_usd: row.cost,
         repairs: row.repairs as u32,
     })
@@ -369,7 +463,10 @@ impl Store {
         let updated = run::Entity::update_many()
             .col_expr(run::Column::Status, Expr::value(RunStatus::Queued.as_str()))
             .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
-            .col_expr(run::Column::LeaseExpiresAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(
+                run::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
             .col_expr(run::Column::UpdatedAt, Expr::value(now()))
             .filter(held(&leased.run.id, leased.attempt))
             .exec(&self.db)

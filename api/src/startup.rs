@@ -9,56 +9,14 @@ use arian_core::Catalog;
 use arian_core::config::Config;
 use arian_core::engine::PriceTable;
 use arian_core::llm::provider_from_config;
-use arian_core::queue::{JobQueue, MemoryQueue, RedisQueue};
-use arian_core::store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use arian_core::services::{Services, connect};
+
 use crate::auth::tokens::TokenKeys;
 use crate::state::AppState;
-
-/// The shared engines: PostgreSQL and Redis, or SQLite and the in-process queue.
-#[derive(Clone)]
-pub struct Services {
-    pub store: Store,
-    pub queue: Arc<dyn JobQueue>,
-    pub embedded: bool,
-}
-
-/// Connects what the configuration names; with neither database nor Redis configured, a
-/// SQLite file at `sqlite_path` and the in-process queue.
-pub async fn connect(config: &Config, sqlite_path: &str) -> anyhow::Result<Services> {
-    match (&config.database_url, &config.redis_url) {
-        (Some(database_url), Some(redis_url)) => {
-            let store = Store::connect(database_url)
-                .await
-                .context("connecting to DATABASE_URL")?;
-            let queue = RedisQueue::connect(
-                redis_url,
-                &config.redis_prefix,
-                config.worker_concurrency + 8,
-            )
-            .context("configuring REDIS_URL")?;
-            Ok(Services {
-                store,
-                queue: Arc::new(queue),
-                embedded: false,
-            })
-        }
-        _ => {
-            let url = format!("sqlite://{sqlite_path}?mode=rwc");
-            let store = Store::connect(&url)
-                .await
-                .with_context(|| format!("opening SQLite file {sqlite_path}"))?;
-            Ok(Services {
-                store,
-                queue: Arc::new(MemoryQueue::new()),
-                embedded: true,
-            })
-        }
-    }
-}
 
 pub fn app_state(config: &Config, services: &Services, tokens: TokenKeys) -> AppState {
     AppState {

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod llm;
 pub mod queue;
 pub mod scenario_file;
+pub mod services;
 pub mod store;
 pub mod telemetry;
 

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use arian_core::config::Config;
 use arian_core::llm::provider_from_config;
-use arian_core::queue::RedisQueue;
-use arian_core::store::Store;
+use arian_core::services::connect;
 use tokio::sync::watch;
 
 #[tokio::main]
@@ -33,26 +32,19 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let (Some(database_url), Some(redis_url)) = (&config.database_url, &config.redis_url) else {
+    if config.is_embedded() {
         anyhow::bail!(
-            "configuration error: arian-worker needs DATABASE_URL and REDIS_URL (the embedded default runs its worker inside arian-api)"
+            "configuration error: arian-worker needs DATABASE_URL and REDIS_URL \
+             (the embedded default runs its worker inside arian-api)"
         );
-    };
-    let store = Store::connect(database_url)
-        .await
-        .context("connecting to DATABASE_URL")?;
-    let queue = RedisQueue::connect(
-        redis_url,
-        &config.redis_prefix,
-        config.worker_concurrency + 4,
-    )
-    .context("configuring REDIS_URL")?;
+    }
+    let services = connect(&config, &config.sqlite_path).await?;
     let llm = provider_from_config(&config.llm).context("configuring the LLM provider")?;
     let (stop, stopping) = watch::channel(false);
     let deps = Arc::new(arian_worker::deps_from_config(
         &config,
-        store,
-        Arc::new(queue),
+        services.store,
+        services.queue,
         llm,
         stopping,
     ));

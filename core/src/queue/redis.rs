@@ -89,6 +89,25 @@ impl RedisQueue {
         self.pool.get().await.map_err(unavailable)
     }
 
+    /// Forgets a job, keeping a dead-letter record when one is given.
+    async fn settle(&self, job_id: &str, dead_letter: Option<String>) -> Result<(), QueueError> {
+        let mut conn = self.conn().await?;
+        let mut invocation = self.settle.prepare_invoke();
+        invocation
+            .key(&self.keys.jobs)
+            .key(&self.keys.inflight)
+            .key(&self.keys.dead)
+            .arg(job_id);
+        if let Some(record) = dead_letter {
+            invocation.arg(record);
+        }
+        let _: i64 = invocation
+            .invoke_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     /// Dead letters with their reasons, for operators.
     pub async fn dead_letters(&self) -> Result<Vec<(String, String)>, QueueError> {
         let mut conn = self.conn().await?;
@@ -165,17 +184,7 @@ impl JobQueue for RedisQueue {
     }
 
     async fn ack(&self, job_id: &str) -> Result<(), QueueError> {
-        let mut conn = self.conn().await?;
-        let _: i64 = self
-            .settle
-            .key(&self.keys.jobs)
-            .key(&self.keys.inflight)
-            .key(&self.keys.dead)
-            .arg(job_id)
-            .invoke_async(&mut *conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        self.settle(job_id, None).await
     }
 
     async fn retry_at(&self, job: &RunJob, due: DateTime<Utc>) -> Result<(), QueueError> {
@@ -195,19 +204,8 @@ impl JobQueue for RedisQueue {
     }
 
     async fn dead_letter(&self, job_id: &str, reason: &str) -> Result<(), QueueError> {
-        let mut conn = self.conn().await?;
         let record = json!({"reason": reason, "at": Utc::now().to_rfc3339()}).to_string();
-        let _: i64 = self
-            .settle
-            .key(&self.keys.jobs)
-            .key(&self.keys.inflight)
-            .key(&self.keys.dead)
-            .arg(job_id)
-            .arg(record)
-            .invoke_async(&mut *conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        self.settle(job_id, Some(record)).await
     }
 
     async fn counts(&self) -> Result<QueueCounts, QueueError> {

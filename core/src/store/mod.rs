@@ -2,6 +2,7 @@
 //! batches, runs and their checkpoints. Every run state change is one guarded update.
 
 pub mod batches;
+pub mod completion;
 pub mod entities;
 pub mod negotiations;
 pub mod reports;

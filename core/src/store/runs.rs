@@ -1,4 +1,4 @@
-//! The run state machine as workers drive it: lease, checkpoint, complete, retry, fail.
+//! The run state machine as workers drive it: lease, checkpoint, retry, release, redeliver.
 //! Every transition is one guarded update fenced by the attempt that holds the lease.
 
 use std::time::Duration;
@@ -6,16 +6,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait, UpdateMany,
 };
 
-use crate::domain::{BatchStatus, Offer, Outcome, RunStatus, TokenUsage, TurnRecord};
-use crate::engine::Evaluation;
+use crate::domain::{RunStatus, TokenUsage, TurnRecord};
 
-use super::entities::{
-    dimension_result, negotiation, product_result, run, run_turn, simulation_queue as batch,
-};
+use super::entities::{run, run_turn};
 use super::{Store, StoreError, StoreResult, now};
 
 /// A run this worker attempt now owns.
@@ -45,7 +42,7 @@ impl RunTotals {
     }
 }
 
-fn lease_lost() -> StoreError {
+pub(super) fn lease_lost() -> StoreError {
     StoreError::Conflict("the run is no longer leased by this attempt".into())
 }
 
@@ -54,7 +51,7 @@ fn deadline(lease: Duration) -> DateTime<Utc> {
 }
 
 /// The guard every transition of a leased run shares: this run, this attempt, still running.
-fn held(run_id: &str, attempt: i32) -> Condition {
+pub(super) fn held(run_id: &str, attempt: i32) -> Condition {
     Condition::all()
         .add(run::Column::Id.eq(run_id))
         .add(run::Column::Attempt.eq(attempt))
@@ -179,133 +176,6 @@ impl Store {
         Ok(())
     }
 
-    /// Completes a run with its results and updates the batch counters, all in one
-    /// transaction fenced by the attempt. A stale attempt changes nothing. The lease owner
-    /// stays as a record of the worker that finished the run.
-    pub async fn complete_run(
-        &self,
-        leased: &LeasedRun,
-        outcome: Outcome,
-        totals: RunTotals,
-        final_offer: Option<&Offer>,
-        evaluation: &Evaluation,
-    ) -> StoreResult<()> {
-        let run = &leased.run;
-        let at = now();
-        let txn = self.db.begin().await?;
-        let done = run::Entity::update_many()
-            .col_expr(
-                run::Column::Status,
-                Expr::value(RunStatus::Completed.as_str()),
-            )
-            .col_expr(run::Column::Outcome, Expr::value(outcome.as_str()))
-            .col_expr(
-                run::Column::InputTokens,
-                Expr::value(totals.usage.input as i64),
-            )
-            .col_expr(
-                run::Column::OutputTokens,
-                Expr::value(totals.usage.output as i64),
-            )
-            .col_expr(run::Column::Cost, Expr::value(totals.cost))
-            .col_expr(run::Column::TotalRounds, Expr::value(totals.rounds as i32))
-            .col_expr(run::Column::DealValue, Expr::value(evaluation.deal_value))
-            .col_expr(
-                run::Column::FinalOffer,
-                Expr::value(final_offer.map(|o| serde_json::to_value(o).unwrap_or_default())),
-            )
-            .col_expr(
-                run::Column::LeaseExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(run::Column::CompletedAt, Expr::value(at))
-            .col_expr(run::Column::UpdatedAt, Expr::value(at))
-            .filter(held(&run.id, leased.attempt))
-            .exec(&txn)
-            .await?;
-        if done.rows_affected == 0 {
-            return Err(lease_lost());
-        }
-        let products = evaluation
-            .products
-            .iter()
-            .map(|p| product_result::ActiveModel {
-                run_id: Set(run.id.clone()),
-                product_name: Set(p.product_name.clone()),
-                target_price: Set(p.target_price),
-                limit_price: Set(p.limit_price),
-                volume: Set(p.volume),
-                agreed_price: Set(p.agreed_price),
-                price_vs_target_pct: Set(p.price_vs_target_pct),
-                within_limit: Set(p.within_limit),
-                subtotal: Set(p.subtotal),
-                target_subtotal: Set(p.target_subtotal),
-                performance_score: Set(p.performance_score),
-            });
-        product_result::Entity::insert_many(products)
-            .on_conflict_do_nothing()
-            .exec_without_returning(&txn)
-            .await?;
-        let dimensions = evaluation
-            .dimensions
-            .iter()
-            .map(|d| dimension_result::ActiveModel {
-                run_id: Set(run.id.clone()),
-                dimension_name: Set(d.dimension_name.clone()),
-                final_value: Set(d.final_value),
-                target_value: Set(d.target_value),
-                within_bounds: Set(d.within_bounds),
-                priority: Set(i32::from(d.priority)),
-            });
-        dimension_result::Entity::insert_many(dimensions)
-            .on_conflict_do_nothing()
-            .exec_without_returning(&txn)
-            .await?;
-        count_final(&txn, run, batch::Column::CompletedCount, totals.cost).await?;
-        txn.commit().await?;
-        Ok(())
-    }
-
-    /// Ends a run as failed with its reason; the batch counts it and its spend.
-    pub async fn fail_run(
-        &self,
-        leased: &LeasedRun,
-        reason: &str,
-        totals: RunTotals,
-    ) -> StoreResult<()> {
-        let run = &leased.run;
-        let at = now();
-        let txn = self.db.begin().await?;
-        let failed = run::Entity::update_many()
-            .col_expr(run::Column::Status, Expr::value(RunStatus::Failed.as_str()))
-            .col_expr(run::Column::LastError, Expr::value(reason))
-            .col_expr(
-                run::Column::InputTokens,
-                Expr::value(totals.usage.input as i64),
-            )
-            .col_expr(
-                run::Column::OutputTokens,
-                Expr::value(totals.usage.output as i64),
-            )
-            .col_expr(run::Column::Cost, Expr::value(totals.cost))
-            .col_expr(run::Column::TotalRounds, Expr::value(totals.rounds as i32))
-            .col_expr(
-                run::Column::LeaseExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(run::Column::CompletedAt, Expr::value(at))
-            .col_expr(run::Column::UpdatedAt, Expr::value(at))
-            .filter(held(&run.id, leased.attempt))
-            .exec(&txn)
-            .await?;
-        if failed.rows_affected == 0 {
-            return Err(lease_lost());
-        }
-        count_final(&txn, run, batch::Column::FailedCount, totals.cost).await?;
-        txn.commit().await?;
-        Ok(())
-    }
-
     /// Parks a run after a transient failure until `next_attempt_at`; its turns stay stored.
     pub async fn retry_run(
         &self,
@@ -313,13 +183,35 @@ impl Store {
         reason: &str,
         next_attempt_at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let updated = run::Entity::update_many()
+        let update = run::Entity::update_many()
             .col_expr(
                 run::Column::Status,
                 Expr::value(RunStatus::RetryWait.as_str()),
             )
             .col_expr(run::Column::LastError, Expr::value(reason))
-            .col_expr(run::Column::NextAttemptAt, Expr::value(next_attempt_at))
+            .col_expr(run::Column::NextAttemptAt, Expr::value(next_attempt_at));
+        self.unlease(update, leased).await
+    }
+
+    /// Gives a run back to the queue, as a worker that shuts down does; the next attempt
+    /// resumes from the stored turns.
+    ///
+    /// FIXME(attempts): the attempt number fences stale workers, so it never goes down, and a
+    /// released or crashed attempt counts against `max_attempts` like a failed one; a separate
+    /// failure counter would spare runs that were only interrupted.
+    pub async fn release_run(&self, leased: &LeasedRun) -> StoreResult<()> {
+        let update = run::Entity::update_many()
+            .col_expr(run::Column::Status, Expr::value(RunStatus::Queued.as_str()));
+        self.unlease(update, leased).await
+    }
+
+    /// Applies `update` and clears the lease, only while this attempt holds the run.
+    async fn unlease(
+        &self,
+        update: UpdateMany<run::Entity>,
+        leased: &LeasedRun,
+    ) -> StoreResult<()> {
+        let updated = update
             .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
             .col_expr(
                 run::Column::LeaseExpiresAt,
@@ -379,54 +271,6 @@ impl Store {
     }
 }
 
-/// Counts a final run in its batch and completes the batch when every run is final.
-async fn count_final(
-    txn: &impl ConnectionTrait,
-    run: &run::Model,
-    counter: batch::Column,
-    cost: f64,
-) -> StoreResult<()> {
-    let at = now();
-    batch::Entity::update_many()
-        .col_expr(counter, Expr::col(counter).add(1))
-        .col_expr(
-            batch::Column::ActualCost,
-            Expr::col(batch::Column::ActualCost).add(cost),
-        )
-        .col_expr(batch::Column::UpdatedAt, Expr::value(at))
-        .filter(batch::Column::Id.eq(run.queue_id.as_str()))
-        .exec(txn)
-        .await?;
-    let all_final = Expr::col(batch::Column::CompletedCount)
-        .add(Expr::col(batch::Column::FailedCount))
-        .add(Expr::col(batch::Column::StoppedCount))
-        .gte(Expr::col(batch::Column::TotalSimulations));
-    let finished = batch::Entity::update_many()
-        .col_expr(
-            batch::Column::Status,
-            Expr::value(BatchStatus::Completed.as_str()),
-        )
-        .col_expr(batch::Column::CompletedAt, Expr::value(at))
-        .filter(batch::Column::Id.eq(run.queue_id.as_str()))
-        .filter(
-            batch::Column::Status
-                .is_in([BatchStatus::Pending.as_str(), BatchStatus::Running.as_str()]),
-        )
-        .filter(all_final)
-        .exec(txn)
-        .await?;
-    if finished.rows_affected > 0 {
-        negotiation::Entity::update_many()
-            .col_expr(negotiation::Column::Status, Expr::value("completed"))
-            .col_expr(negotiation::Column::CompletedAt, Expr::value(at))
-            .col_expr(negotiation::Column::UpdatedAt, Expr::value(at))
-            .filter(negotiation::Column::Id.eq(run.negotiation_id.as_str()))
-            .exec(txn)
-            .await?;
-    }
-    Ok(())
-}
-
 fn turn_from_row(row: run_turn::Model) -> StoreResult<TurnRecord> {
     let corrupt =
         |e: String| StoreError::Corrupt(format!("turn {} of run {}: {e}", row.turn, row.run_id));
@@ -450,30 +294,4 @@ fn turn_from_row(row: run_turn::Model) -> StoreResult<TurnRecord> {
         cost_usd: row.cost,
         repairs: row.repairs as u32,
     })
-}
-
-impl Store {
-    /// Gives a run back to the queue, as a worker that shuts down does; the next attempt
-    /// resumes from the stored turns.
-    ///
-    /// FIXME(attempts): the attempt number fences stale workers, so it never goes down, and a
-    /// released or crashed attempt counts against `max_attempts` like a failed one; a separate
-    /// failure counter would spare runs that were only interrupted.
-    pub async fn release_run(&self, leased: &LeasedRun) -> StoreResult<()> {
-        let updated = run::Entity::update_many()
-            .col_expr(run::Column::Status, Expr::value(RunStatus::Queued.as_str()))
-            .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
-            .col_expr(
-                run::Column::LeaseExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(run::Column::UpdatedAt, Expr::value(now()))
-            .filter(held(&leased.run.id, leased.attempt))
-            .exec(&self.db)
-            .await?;
-        if updated.rows_affected == 0 {
-            return Err(lease_lost());
-        }
-        Ok(())
-    }
 }

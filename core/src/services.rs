@@ -1,0 +1,52 @@
+//! Connecting the shared engines a configuration names: PostgreSQL and Redis, or the embedded
+//! default's SQLite file and in-process queue.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::queue::{JobQueue, MemoryQueue, RedisQueue};
+use crate::store::Store;
+
+/// The shared engines: PostgreSQL and Redis, or SQLite and the in-process queue.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Store,
+    pub queue: Arc<dyn JobQueue>,
+    pub embedded: bool,
+}
+
+/// Connects what the configuration names; with neither database nor Redis configured, a
+/// SQLite file at `sqlite_path` and the in-process queue.
+pub async fn connect(config: &Config, sqlite_path: &str) -> anyhow::Result<Services> {
+    match (&config.database_url, &config.redis_url) {
+        (Some(database_url), Some(redis_url)) => {
+            let store = Store::connect(database_url)
+                .await
+                .context("connecting to DATABASE_URL")?;
+            let queue = RedisQueue::connect(
+                redis_url,
+                &config.redis_prefix,
+                config.worker_concurrency + 8,
+            )
+            .context("configuring REDIS_URL")?;
+            Ok(Services {
+                store,
+                queue: Arc::new(queue),
+                embedded: false,
+            })
+        }
+        _ => {
+            let url = format!("sqlite://{sqlite_path}?mode=rwc");
+            let store = Store::connect(&url)
+                .await
+                .with_context(|| format!("opening SQLite file {sqlite_path}"))?;
+            Ok(Services {
+                store,
+                queue: Arc::new(MemoryQueue::new()),
+                embedded: true,
+            })
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! How a leased run ends: completed with its results or failed with its reason, each in one
+//! transaction with the batch counters, fenced by the attempt.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+};
+
+use crate::domain::{BatchStatus, Offer, Outcome, RunStatus};
+use crate::engine::Evaluation;
+
+use super::entities::{
+    dimension_result, negotiation, product_result, run, simulation_queue as batch,
+};
+use super::runs::{LeasedRun, RunTotals, held, lease_lost};
+use super::{Store, StoreResult, now};
+
+impl Store {
+    /// Completes a run with its results and updates the batch counters, all in one
+    /// transaction fenced by the attempt. A stale attempt changes nothing. The lease owner
+    /// stays as a record of the worker that finished the run.
+    pub async fn complete_run(
+        &self,
+        leased: &LeasedRun,
+        outcome: Outcome,
+        totals: RunTotals,
+        final_offer: Option<&Offer>,
+        evaluation: &Evaluation,
+    ) -> StoreResult<()> {
+        let run = &leased.run;
+        let at = now();
+        let txn = self.db.begin().await?;
+        let done = run::Entity::update_many()
+            .col_expr(
+                run::Column::Status,
+                Expr::value(RunStatus::Completed.as_str()),
+            )
+            .col_expr(run::Column::Outcome, Expr::value(outcome.as_str()))
+            .col_expr(
+                run::Column::InputTokens,
+                Expr::value(totals.usage.input as i64),
+            )
+            .col_expr(
+                run::Column::OutputTokens,
+                Expr::value(totals.usage.output as i64),
+            )
+            .col_expr(run::Column::Cost, Expr::value(totals.cost))
+            .col_expr(run::Column::TotalRounds, Expr::value(totals.rounds as i32))
+            .col_expr(run::Column::DealValue, Expr::value(evaluation.deal_value))
+            .col_expr(
+                run::Column::FinalOffer,
+                Expr::value(final_offer.map(|o| serde_json::to_value(o).unwrap_or_default())),
+            )
+            .col_expr(
+                run::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(run::Column::CompletedAt, Expr::value(at))
+            .col_expr(run::Column::UpdatedAt, Expr::value(at))
+            .filter(held(&run.id, leased.attempt))
+            .exec(&txn)
+            .await?;
+        if done.rows_affected == 0 {
+            return Err(lease_lost());
+        }
+        let products = evaluation
+            .products
+            .iter()
+            .map(|p| product_result::ActiveModel {
+                run_id: Set(run.id.clone()),
+                product_name: Set(p.product_name.clone()),
+                target_price: Set(p.target_price),
+                limit_price: Set(p.limit_price),
+                volume: Set(p.volume),
+                agreed_price: Set(p.agreed_price),
+                price_vs_target_pct: Set(p.price_vs_target_pct),
+                within_limit: Set(p.within_limit),
+                subtotal: Set(p.subtotal),
+                target_subtotal: Set(p.target_subtotal),
+                performance_score: Set(p.performance_score),
+            });
+        product_result::Entity::insert_many(products)
+            .on_conflict_do_nothing()
+            .exec_without_returning(&txn)
+            .await?;
+        let dimensions = evaluation
+            .dimensions
+            .iter()
+            .map(|d| dimension_result::ActiveModel {
+                run_id: Set(run.id.clone()),
+                dimension_name: Set(d.dimension_name.clone()),
+                final_value: Set(d.final_value),
+                target_value: Set(d.target_value),
+                within_bounds: Set(d.within_bounds),
+                priority: Set(i32::from(d.priority)),
+            });
+        dimension_result::Entity::insert_many(dimensions)
+            .on_conflict_do_nothing()
+            .exec_without_returning(&txn)
+            .await?;
+        count_final(&txn, run, batch::Column::CompletedCount, totals.cost).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Ends a run as failed with its reason; the batch counts it and its spend.
+    pub async fn fail_run(
+        &self,
+        leased: &LeasedRun,
+        reason: &str,
+        totals: RunTotals,
+    ) -> StoreResult<()> {
+        let run = &leased.run;
+        let at = now();
+        let txn = self.db.begin().await?;
+        let failed = run::Entity::update_many()
+            .col_expr(run::Column::Status, Expr::value(RunStatus::Failed.as_str()))
+            .col_expr(run::Column::LastError, Expr::value(reason))
+            .col_expr(
+                run::Column::InputTokens,
+                Expr::value(totals.usage.input as i64),
+            )
+            .col_expr(
+                run::Column::OutputTokens,
+                Expr::value(totals.usage.output as i64),
+            )
+            .col_expr(run::Column::Cost, Expr::value(totals.cost))
+            .col_expr(run::Column::TotalRounds, Expr::value(totals.rounds as i32))
+            .col_expr(
+                run::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(run::Column::CompletedAt, Expr::value(at))
+            .col_expr(run::Column::UpdatedAt, Expr::value(at))
+            .filter(held(&run.id, leased.attempt))
+            .exec(&txn)
+            .await?;
+        if failed.rows_affected == 0 {
+            return Err(lease_lost());
+        }
+        count_final(&txn, run, batch::Column::FailedCount, totals.cost).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}
+
+/// Counts a final run in its batch and completes the batch when every run is final.
+async fn count_final(
+    txn: &impl ConnectionTrait,
+    run: &run::Model,
+    counter: batch::Column,
+    cost: f64,
+) -> StoreResult<()> {
+    let at = now();
+    batch::Entity::update_many()
+        .col_expr(counter, Expr::col(counter).add(1))
+        .col_expr(
+            batch::Column::ActualCost,
+            Expr::col(batch::Column::ActualCost).add(cost),
+        )
+        .col_expr(batch::Column::UpdatedAt, Expr::value(at))
+        .filter(batch::Column::Id.eq(run.queue_id.as_str()))
+        .exec(txn)
+        .await?;
+    let all_final = Expr::col(batch::Column::CompletedCount)
+        .add(Expr::col(batch::Column::FailedCount))
+        .add(Expr::col(batch::Column::StoppedCount))
+        .gte(Expr::col(batch::Column::TotalSimulations));
+    let finished = batch::Entity::update_many()
+        .col_expr(
+            batch::Column::Status,
+            Expr::value(BatchStatus::Completed.as_str()),
+        )
+        .col_expr(batch::Column::CompletedAt, Expr::value(at))
+        .filter(batch::Column::Id.eq(run.queue_id.as_str()))
+        .filter(
+            batch::Column::Status
+                .is_in([BatchStatus::Pending.as_str(), BatchStatus::Running.as_str()]),
+        )
+        .filter(all_final)
+        .exec(txn)
+        .await?;
+    if finished.rows_affected > 0 {
+        negotiation::Entity::update_many()
+            .col_expr(negotiation::Column::Status, Expr::value("completed"))
+            .col_expr(negotiation::Column::CompletedAt, Expr::value(at))
+            .col_expr(negotiation::Column::UpdatedAt, Expr::value(at))
+            .filter(negotiation::Column::Id.eq(run.negotiation_id.as_str()))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}

@@ -23,6 +23,14 @@ pub fn app(state: AppState) -> Router {
         .route("/negotiations/{id}", get(negotiations::get))
         .route("/simulations/queue/{id}", post(simulations::create))
         .route("/simulations/queue/{id}/start", post(simulations::start))
+        .route("/simulations/queue/{id}/pause", post(simulations::pause))
+        .route("/simulations/queue/{id}/resume", post(simulations::resume))
+        .route("/simulations/queue/{id}/stop", post(simulations::stop))
+        .route("/simulations/queue/{id}/retry", post(simulations::retry))
+        .route(
+            "/simulations/queue/{id}/restart-failed",
+            post(simulations::restart_failed),
+        )
         .route("/simulations/queue/{id}/status", get(simulations::status))
         .route("/simulations/queue/{id}/results", get(simulations::results))
         .route("/simulations/queue/{id}/runs", get(simulations::runs))

@@ -105,6 +105,10 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(message) => ApiError::Conflict(message),
+            StoreError::IdempotencyMismatch => ApiError::Validation {
+                field: "Idempotency-Key".into(),
+                message: "this key was used with a different request".into(),
+            },
             other => ApiError::Internal(other.into()),
         }
     }

@@ -1,8 +1,9 @@
 //! The use cases behind the routes, shared with the demo: create a negotiation, create and
 //! start a batch, read a batch's progress.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use arian_core::domain::{BatchPlan, NegotiationInput, RunStatus};
 use arian_core::engine::cost::estimate_run_cost;
@@ -14,7 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// The body of `POST /api/simulations/queue/:negotiationId`; every field is optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BatchBody {
     pub techniques: Option<Vec<String>>,
@@ -45,6 +46,12 @@ pub async fn create_batch(
     body: BatchBody,
     idempotency_key: Option<String>,
 ) -> ApiResult<CreatedBatch> {
+    // The key's request is the negotiation and the body as sent, before defaults apply.
+    let canonical = format!(
+        "{negotiation_id}\n{}",
+        serde_json::to_string(&body).unwrap_or_default()
+    );
+    let request_hash = hex::encode(Sha256::digest(canonical));
     let negotiation = state
         .store
         .negotiation(user_id, negotiation_id)
@@ -90,6 +97,7 @@ pub async fn create_batch(
         max_attempts: state.max_attempts,
         budget_usd: body.budget_usd,
         idempotency_key,
+        request_hash,
     };
     Ok(state
         .store
@@ -149,4 +157,13 @@ pub async fn batch_progress(state: &AppState, batch: &simulation_queue::Model) -
         "startedAt": batch.started_at,
         "completedAt": batch.completed_at,
     }))
+}
+
+/// Delivers runs a control put back in the queue.
+pub async fn deliver(state: &AppState, batch_id: &str, run_ids: Vec<String>) -> ApiResult<usize> {
+    let jobs: Vec<RunJob> = run_ids
+        .into_iter()
+        .map(|id| RunJob::new(id, batch_id.to_string()))
+        .collect();
+    Ok(state.queue.enqueue(&jobs).await?)
 }

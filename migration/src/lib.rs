@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261204_000001_create_schema;
 mod m20261204_000002_seed_catalog;
+mod m20261204_000003_batch_request_hash;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261204_000001_create_schema::Migration),
             Box::new(m20261204_000002_seed_catalog::Migration),
+            Box::new(m20261204_000003_batch_request_hash::Migration),
         ]
     }
 }

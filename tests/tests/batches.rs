@@ -276,7 +276,7 @@ async fn count_turns(app: &TestApp, runs: &Value) -> anyhow::Result<Vec<usize>> 
 async fn a_stale_attempt_cannot_overwrite_the_attempt_that_took_over() -> anyhow::Result<()> {
     use arian_core::domain::Outcome;
     use arian_core::engine::Evaluation;
-    use arian_core::store::RunTotals;
+    use arian_core::store::{LeaseOutcome, RunTotals};
 
     let backing = Backing::distributed().await?;
     let app = TestApp::spawn(backing.config(&[])).await?;
@@ -296,23 +296,26 @@ async fn a_stale_attempt_cannot_overwrite_the_attempt_that_took_over() -> anyhow
     let store = &app.services.store;
     let run_id = store.start_batch(queue_id).await?.remove(0);
 
-    let first = store
-        .lease_run(&run_id, "worker-a", Duration::from_millis(1))
+    let lease = |worker: &'static str, ttl: Duration| {
+        let run_id = run_id.clone();
+        async move {
+            let outcome = store.lease_run(&run_id, queue_id, worker, ttl).await?;
+            Ok::<_, anyhow::Error>(match outcome {
+                LeaseOutcome::Leased(leased) => Some(leased),
+                _ => None,
+            })
+        }
+    };
+    let first = lease("worker-a", Duration::from_millis(1))
         .await?
         .expect("first lease");
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let second = store
-        .lease_run(&run_id, "worker-b", Duration::from_secs(30))
+    let second = lease("worker-b", Duration::from_secs(30))
         .await?
         .expect("takeover after expiry");
     assert_eq!(second.attempt, first.attempt + 1);
-    assert!(
-        store
-            .lease_run(&run_id, "worker-c", Duration::from_secs(30))
-            .await?
-            .is_none(),
-        "a live lease is not taken"
-    );
+    let third = lease("worker-c", Duration::from_secs(30)).await?;
+    assert!(third.is_none(), "a live lease is not taken");
 
     let empty = Evaluation {
         deal_value: None,

@@ -17,6 +17,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("invalid run: {0}")]
     Invalid(String),
+    #[error("the run handler panicked")]
+    Panicked,
 }
 
 /// What to do with a run after an error.
@@ -35,6 +37,7 @@ impl RunError {
             RunError::Malformed(_) => true,
             RunError::Store(e) => e.is_transient(),
             RunError::Invalid(_) => false,
+            RunError::Panicked => true,
         }
     }
 

@@ -1,15 +1,19 @@
 //! The run handler: lease the run, replay its stored turns, play the rest turn by turn with a
 //! checkpoint after each, then complete, retry or fail it, fenced by the attempt.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use apalis::prelude::*;
-use arian_core::domain::{RunStatus, Scenario};
+use arian_core::domain::{BatchStatus, RunStatus, Scenario, TurnRecord};
 use arian_core::engine::{self, Negotiation, Terms, evaluate};
 use arian_core::llm::TurnContext;
-use arian_core::queue::RunJob;
-use arian_core::store::{LeasedRun, RunTotals, Store, StoreError};
+use arian_core::queue::{AckOutcome, QueueError, RunJob};
+use arian_core::store::{LeaseOutcome, LeasedRun, RunTotals, Store, StoreError};
 use chrono::Utc;
+use futures::FutureExt;
+use rand::Rng;
 use tracing::Instrument;
 
 use crate::WorkerDeps;
@@ -18,78 +22,119 @@ use crate::failure::{Decision, RunError, decide};
 /// How an attempt that did not error ended.
 enum Ended {
     Finished,
-    /// The worker is stopping: the run was handed back at a turn boundary.
-    Parked,
+    /// The worker is stopping: hand the run to another worker now.
+    Handover,
+    /// The batch was paused: the run waits in `queued` until resume delivers it again.
+    Paused,
+    /// The batch was stopped: the run is `stopped` already.
+    Stopped,
 }
 
 /// The apalis handler. Errors are handled here, so apalis only ever sees success.
 pub async fn handle_job(job: RunJob, deps: Data<Arc<WorkerDeps>>) -> Result<(), BoxDynError> {
-    let span = tracing::info_span!("run", run_id = %job.run_id, batch_id = %job.batch_id, worker_id = %deps.worker_id, attempt = tracing::field::Empty);
+    let span = tracing::info_span!(
+        "run",
+        run_id = %job.run_id,
+        batch_id = %job.batch_id,
+        worker_id = %deps.worker_id,
+        attempt = tracing::field::Empty
+    );
     process(&job, &deps).instrument(span).await;
     Ok(())
 }
 
 async fn process(job: &RunJob, deps: &WorkerDeps) {
-    let leased = match deps
+    let lease = deps
         .store
-        .lease_run(&job.run_id, &deps.worker_id, deps.lease)
-        .await
-    {
-        Ok(Some(leased)) => leased,
-        Ok(None) => return settle_unleasable(job, deps).await,
+        .lease_run(&job.run_id, &job.batch_id, &deps.worker_id, deps.lease)
+        .await;
+    let leased = match lease {
+        Ok(LeaseOutcome::Leased(leased)) => leased,
+        Ok(LeaseOutcome::AtCapacity) => {
+            // The batch is at max_concurrent: look again soon, leaving the slot to other batches.
+            let wait = Duration::from_millis(rand::rng().random_range(200..600));
+            let due = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            return queue_call(deps.queue.retry_at(job, due).await, "retry_at");
+        }
+        Ok(LeaseOutcome::BatchPaused) => {
+            return queue_call(deps.queue.ack(job.id(), AckOutcome::Dropped).await, "ack");
+        }
+        Ok(LeaseOutcome::NotLeasable) => return settle_unleasable(job, deps).await,
         Err(e) => {
             tracing::warn!(error = %e, "could not lease the run; delivering it again shortly");
             let due = Utc::now() + chrono::Duration::seconds(2);
-            queue_call(deps.queue.retry_at(job, due).await, "retry_at");
-            return;
+            return queue_call(deps.queue.retry_at(job, due).await, "retry_at");
         }
     };
     tracing::Span::current().record("attempt", leased.attempt);
-    tracing::info!("run leased");
+    tracing::debug!("run leased");
 
-    let (turns, result) = play(&leased, deps).await;
-    let totals = RunTotals::of(&turns);
+    let played = AssertUnwindSafe(play(&leased, deps)).catch_unwind().await;
+    let (turns, result) = played.unwrap_or_else(|_| (vec![], Err(RunError::Panicked)));
     match result {
-        Ok(Ended::Parked) => {
+        Ok(Ended::Finished) => {
+            queue_call(deps.queue.ack(job.id(), AckOutcome::Completed).await, "ack")
+        }
+        Ok(Ended::Handover) => {
             if deps.store.release_run(&leased).await.is_ok() {
                 queue_call(deps.queue.retry_at(job, Utc::now()).await, "retry_at");
-                tracing::info!(turns = turns.len(), "run parked for another worker");
+                tracing::info!(turns = turns.len(), "run handed over to another worker");
             }
         }
-        Ok(Ended::Finished) => queue_call(deps.queue.ack(job.id()).await, "ack"),
-        Err(RunError::Store(StoreError::Conflict(reason))) => {
-            tracing::warn!(%reason, "another attempt owns the run now; leaving it");
+        Ok(Ended::Paused) => {
+            if deps.store.release_run(&leased).await.is_ok() {
+                queue_call(deps.queue.ack(job.id(), AckOutcome::Dropped).await, "ack");
+                tracing::info!(turns = turns.len(), "run parked while its batch is paused");
+            }
         }
-        Err(error) => {
-            let max_attempts = leased.run.max_attempts.max(1) as u32;
-            match decide(&error, leased.attempt as u32, max_attempts, &deps.retry) {
-                Decision::RetryAt(due) => {
-                    tracing::warn!(error = %error, retry_at = %due, "run failed transiently; retrying");
-                    if deps
-                        .store
-                        .retry_run(&leased, &error.reason(), due)
-                        .await
-                        .is_ok()
-                    {
-                        queue_call(deps.queue.retry_at(job, due).await, "retry_at");
-                    }
-                }
-                Decision::Fail(reason) => {
-                    tracing::error!(%reason, "run failed");
-                    if deps.store.fail_run(&leased, &reason, totals).await.is_ok() {
-                        queue_call(deps.queue.ack(job.id()).await, "ack");
-                    }
-                }
+        Ok(Ended::Stopped) => {
+            queue_call(deps.queue.ack(job.id(), AckOutcome::Dropped).await, "ack")
+        }
+        Err(RunError::Store(StoreError::Conflict(reason))) => {
+            // Stopped, or taken over after this attempt's lease ran out: it is not ours now.
+            tracing::warn!(%reason, "the run is no longer this attempt's");
+            settle_unleasable(job, deps).await;
+        }
+        Err(error) => fail_or_retry(job, deps, &leased, &turns, &error).await,
+    }
+}
+
+async fn fail_or_retry(
+    job: &RunJob,
+    deps: &WorkerDeps,
+    leased: &LeasedRun,
+    turns: &[TurnRecord],
+    error: &RunError,
+) {
+    let max_attempts = leased.run.max_attempts.max(1) as u32;
+    match decide(error, leased.attempt as u32, max_attempts, &deps.retry) {
+        Decision::RetryAt(due) => {
+            tracing::warn!(error = %error, retry_at = %due, "run failed transiently; retrying");
+            if deps
+                .store
+                .retry_run(leased, &error.reason(), due)
+                .await
+                .is_ok()
+            {
+                queue_call(deps.queue.retry_at(job, due).await, "retry_at");
+            }
+        }
+        Decision::Fail(reason) => {
+            tracing::error!(%reason, "run failed");
+            if deps
+                .store
+                .fail_run(leased, &reason, RunTotals::of(turns))
+                .await
+                .is_ok()
+            {
+                queue_call(deps.queue.ack(job.id(), AckOutcome::Failed).await, "ack");
             }
         }
     }
 }
 
 /// Plays the run from its checkpoint. Returns the turns stored so far with the result.
-async fn play(
-    leased: &LeasedRun,
-    deps: &WorkerDeps,
-) -> (Vec<arian_core::TurnRecord>, Result<Ended, RunError>) {
+async fn play(leased: &LeasedRun, deps: &WorkerDeps) -> (Vec<TurnRecord>, Result<Ended, RunError>) {
     let run = &leased.run;
     let scenario = match load_scenario(&deps.store, &run.negotiation_id).await {
         Ok(scenario) => scenario,
@@ -109,15 +154,21 @@ async fn play(
         Ok(turns) => turns,
         Err(e) => return (vec![], Err(e.into())),
     };
-    let replayed = stored.len();
-    let mut negotiation = Negotiation::replay(&scenario, stored);
-    if replayed > 0 {
-        tracing::info!(replayed, "resuming from stored turns");
+    if !stored.is_empty() {
+        tracing::info!(replayed = stored.len(), "resuming from stored turns");
     }
+    let mut negotiation = Negotiation::replay(&scenario, stored);
 
     while let Some(next) = negotiation.next_turn() {
+        let turns = || negotiation.turns().to_vec();
         if *deps.stopping.borrow() {
-            return (negotiation.turns().to_vec(), Ok(Ended::Parked));
+            return (turns(), Ok(Ended::Handover));
+        }
+        match deps.store.batch_status(&run.queue_id).await {
+            Ok(Some(BatchStatus::Paused)) => return (turns(), Ok(Ended::Paused)),
+            Ok(Some(BatchStatus::Stopped)) => return (turns(), Ok(Ended::Stopped)),
+            Ok(_) => {}
+            Err(e) => return (turns(), Err(e.into())),
         }
         let terms = Terms::for_speaker(&scenario, next.speaker);
         let context = TurnContext {
@@ -133,20 +184,20 @@ async fn play(
         };
         let reply = match deps.llm.play_turn(&context).await {
             Ok(reply) => reply,
-            Err(e) => return (negotiation.turns().to_vec(), Err(e.into())),
+            Err(e) => return (turns(), Err(e.into())),
         };
         let cost = deps.prices.cost(deps.llm.model(), reply.usage);
         let record =
             match engine::record_turn(&negotiation, next, &terms, &reply.raw, reply.usage, cost) {
                 Ok(record) => record,
-                Err(e) => return (negotiation.turns().to_vec(), Err(e.into())),
+                Err(e) => return (turns(), Err(e.into())),
             };
         if let Err(e) = deps
             .store
             .save_turn(&run.id, leased.attempt, deps.lease, &record)
             .await
         {
-            return (negotiation.turns().to_vec(), Err(e.into()));
+            return (turns(), Err(e.into()));
         }
         queue_call(deps.queue.extend(&run.id, deps.lease).await, "extend");
         tracing::debug!(
@@ -189,28 +240,23 @@ async fn load_scenario(store: &Store, negotiation_id: &str) -> Result<Scenario, 
     Ok(Store::scenario_of(&model)?)
 }
 
-/// A job whose run could not be leased: final runs are forgotten, early retries wait for
-/// their time, runs another live attempt holds are left to it.
+/// A job whose run this worker cannot play: final runs are forgotten, early retries wait for
+/// their time, runs another live attempt holds are left to it (the reconciler re-delivers
+/// them if that attempt dies).
 async fn settle_unleasable(job: &RunJob, deps: &WorkerDeps) {
     let run = match deps.store.run_unscoped(&job.run_id).await {
         Ok(run) => run,
         Err(e) => {
             tracing::warn!(error = %e, "could not read the run; delivering it again shortly");
-            queue_call(
-                deps.queue
-                    .retry_at(job, Utc::now() + chrono::Duration::seconds(2))
-                    .await,
-                "retry_at",
-            );
-            return;
+            let due = Utc::now() + chrono::Duration::seconds(2);
+            return queue_call(deps.queue.retry_at(job, due).await, "retry_at");
         }
     };
     let Some(run) = run else {
-        queue_call(
+        return queue_call(
             deps.queue.dead_letter(job.id(), "no such run").await,
             "dead_letter",
         );
-        return;
     };
     let status: Option<RunStatus> = run.status.parse().ok();
     match (status, run.next_attempt_at) {
@@ -218,13 +264,13 @@ async fn settle_unleasable(job: &RunJob, deps: &WorkerDeps) {
             queue_call(deps.queue.retry_at(job, due).await, "retry_at");
         }
         _ => {
-            tracing::debug!(status = %run.status, "run not leasable; dropping the duplicate delivery");
-            queue_call(deps.queue.ack(job.id()).await, "ack");
+            tracing::debug!(status = %run.status, "run not leasable; dropping the delivery");
+            queue_call(deps.queue.ack(job.id(), AckOutcome::Dropped).await, "ack");
         }
     }
 }
 
-fn queue_call(result: Result<(), arian_core::queue::QueueError>, operation: &str) {
+fn queue_call(result: Result<(), QueueError>, operation: &str) {
     if let Err(e) = result {
         tracing::warn!(error = %e, operation, "queue call failed; the reconciler will repair delivery");
     }

@@ -1,6 +1,7 @@
 //! Arian's worker: the apalis runtime over Arian's queue, the run handler and the reconciler.
 
 pub mod backend;
+pub mod cli;
 pub mod failure;
 pub mod handler;
 pub mod reconciler;

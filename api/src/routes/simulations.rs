@@ -69,6 +69,114 @@ pub async fn start(
     ))
 }
 
+pub async fn pause(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let batch = owned_batch(&state, &user, &queue_id).await?;
+    if !state.store.pause_batch(&batch.id).await? {
+        return Err(ApiError::Conflict(format!(
+            "a {} batch cannot be paused",
+            batch.status
+        )));
+    }
+    tracing::info!(batch_id = %batch.id, "batch paused");
+    Ok(Json(
+        json!({"success": true, "queueId": batch.id, "status": "paused"}),
+    ))
+}
+
+pub async fn resume(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let batch = owned_batch(&state, &user, &queue_id).await?;
+    let Some(run_ids) = state.store.resume_batch(&batch.id).await? else {
+        return Err(ApiError::Conflict(format!(
+            "a {} batch cannot be resumed",
+            batch.status
+        )));
+    };
+    let delivered = service::deliver(&state, &batch.id, run_ids).await?;
+    tracing::info!(batch_id = %batch.id, delivered, "batch resumed");
+    Ok(Json(
+        json!({"success": true, "queueId": batch.id, "status": "running", "delivered": delivered}),
+    ))
+}
+
+pub async fn stop(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let batch = owned_batch(&state, &user, &queue_id).await?;
+    let Some(stopped) = state.store.stop_batch(&batch.id).await? else {
+        return Err(ApiError::Conflict(format!(
+            "a {} batch cannot be stopped",
+            batch.status
+        )));
+    };
+    tracing::info!(batch_id = %batch.id, stopped, "batch stopped");
+    Ok(Json(
+        json!({"success": true, "queueId": batch.id, "status": "stopped", "stoppedRuns": stopped}),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryBody {
+    pub run_ids: Option<Vec<String>>,
+}
+
+/// Puts failed runs (all, or `runIds`) back with a fresh attempt budget.
+pub async fn retry(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(queue_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let body: RetryBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RetryBody::default()
+    } else {
+        crate::json::parse(&body)?
+    };
+    retry_failed(&state, &user, &queue_id, body.run_ids).await
+}
+
+pub async fn restart_failed(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(queue_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    retry_failed(&state, &user, &queue_id, None).await
+}
+
+async fn retry_failed(
+    state: &AppState,
+    user: &AuthUser,
+    queue_id: &str,
+    run_ids: Option<Vec<String>>,
+) -> ApiResult<Json<Value>> {
+    let batch = owned_batch(state, user, queue_id).await?;
+    if batch.status == "stopped" {
+        return Err(ApiError::Conflict(
+            "a stopped batch cannot be retried".into(),
+        ));
+    }
+    let ids = state
+        .store
+        .retry_failed_runs(&batch.id, run_ids.as_deref(), state.max_attempts)
+        .await?;
+    let count = ids.len();
+    service::deliver(state, &batch.id, ids.clone()).await?;
+    tracing::info!(batch_id = %batch.id, retried = count, "failed runs put back");
+    Ok(Json(
+        json!({"success": true, "queueId": batch.id, "retriedCount": count, "runIds": ids}),
+    ))
+}
+
 pub async fn status(
     user: AuthUser,
     State(state): State<AppState>,

@@ -82,6 +82,9 @@ impl LlmProvider for OpenAiProvider {
             .http
             .post(url)
             .bearer_auth(self.config.api_key.expose_secret())
+            // Ids only, never content: lets gateways and test doubles attribute each call.
+            .header("x-arian-run-id", context.run_id)
+            .header("x-arian-turn", context.next.turn)
             .json(&body)
             .send()
             .await

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use super::{Delivery, JobQueue, QueueCounts, QueueError, RunJob, millis};
+use super::{AckOutcome, Delivery, JobQueue, QueueCounts, QueueError, RunJob, millis};
 
 #[derive(Debug, Default)]
 struct State {
@@ -17,6 +17,8 @@ struct State {
     delayed: BTreeSet<(i64, String)>,
     inflight: HashMap<String, i64>,
     dead: HashMap<String, String>,
+    completed: u64,
+    failed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -106,10 +108,16 @@ impl JobQueue for MemoryQueue {
         Ok(())
     }
 
-    async fn ack(&self, job_id: &str) -> Result<(), QueueError> {
+    async fn ack(&self, job_id: &str, outcome: AckOutcome) -> Result<(), QueueError> {
         let mut state = self.lock();
         state.inflight.remove(job_id);
-        state.jobs.remove(job_id);
+        if state.jobs.remove(job_id).is_some() {
+            match outcome {
+                AckOutcome::Completed => state.completed += 1,
+                AckOutcome::Failed => state.failed += 1,
+                AckOutcome::Dropped => {}
+            }
+        }
         Ok(())
     }
 
@@ -138,6 +146,8 @@ impl JobQueue for MemoryQueue {
             waiting: state.ready.len() as u64,
             delayed: state.delayed.len() as u64,
             running: state.inflight.len() as u64,
+            completed: state.completed,
+            failed: state.failed,
             dead: state.dead.len() as u64,
         })
     }

@@ -59,12 +59,36 @@ pub enum Delivery {
     Poison { job_id: String, reason: String },
 }
 
-/// Jobs by state, cheap to read.
+/// Why a job leaves delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckOutcome {
+    /// Its run completed.
+    Completed,
+    /// Its run failed for good.
+    Failed,
+    /// A duplicate, a run that is final already, or a run parked until its batch resumes.
+    Dropped,
+}
+
+impl AckOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckOutcome::Completed => "completed",
+            AckOutcome::Failed => "failed",
+            AckOutcome::Dropped => "dropped",
+        }
+    }
+}
+
+/// Jobs by state, cheap to read. `completed` and `failed` count acknowledgements since the
+/// queue's keys were created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct QueueCounts {
     pub waiting: u64,
     pub delayed: u64,
     pub running: u64,
+    pub completed: u64,
+    pub failed: u64,
     pub dead: u64,
 }
 
@@ -90,8 +114,8 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
     /// Extends the lease of a job a worker still plays.
     async fn extend(&self, job_id: &str, lease: Duration) -> Result<(), QueueError>;
 
-    /// Forgets a job whose run reached a final state.
-    async fn ack(&self, job_id: &str) -> Result<(), QueueError>;
+    /// Takes a job out of delivery for good.
+    async fn ack(&self, job_id: &str, outcome: AckOutcome) -> Result<(), QueueError>;
 
     /// Delivers the job again at `due`.
     async fn retry_at(&self, job: &RunJob, due: DateTime<Utc>) -> Result<(), QueueError>;

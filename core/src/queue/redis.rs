@@ -9,7 +9,11 @@ use deadpool_redis::{Config, Pool, Runtime, Timeouts};
 use redis::{AsyncCommands, Script};
 use serde_json::json;
 
-use super::{Delivery, JobQueue, QueueCounts, QueueError, RunJob, millis};
+use super::{AckOutcome, Delivery, JobQueue, QueueCounts, QueueError, RunJob, millis};
+
+/// The longest any Redis command may take before the call fails as unavailable; a paused
+/// or unreachable Redis then answers errors quickly instead of hanging callers.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Jobs per enqueue script call: large enough to amortise round trips, small enough to
 /// keep one script short.
@@ -22,6 +26,8 @@ struct Keys {
     delayed: String,
     inflight: String,
     dead: String,
+    completed: String,
+    failed: String,
     wake: String,
 }
 
@@ -34,6 +40,8 @@ impl Keys {
             delayed: key("delayed"),
             inflight: key("inflight"),
             dead: key("dead"),
+            completed: key("completed"),
+            failed: key("failed"),
             wake: key("wake"),
         }
     }
@@ -89,15 +97,33 @@ impl RedisQueue {
         self.pool.get().await.map_err(unavailable)
     }
 
-    /// Forgets a job, keeping a dead-letter record when one is given.
-    async fn settle(&self, job_id: &str, dead_letter: Option<String>) -> Result<(), QueueError> {
+    /// Runs one queue operation within `limit`.
+    async fn timed<T>(
+        limit: Duration,
+        operation: impl std::future::Future<Output = Result<T, QueueError>>,
+    ) -> Result<T, QueueError> {
+        tokio::time::timeout(limit, operation)
+            .await
+            .unwrap_or_else(|_| Err(QueueError::Unavailable("redis command timed out".into())))
+    }
+
+    /// Takes a job out of delivery as `kind` (see `settle.lua`).
+    async fn settle(
+        &self,
+        job_id: &str,
+        kind: &str,
+        dead_letter: Option<String>,
+    ) -> Result<(), QueueError> {
         let mut conn = self.conn().await?;
         let mut invocation = self.settle.prepare_invoke();
         invocation
             .key(&self.keys.jobs)
             .key(&self.keys.inflight)
             .key(&self.keys.dead)
-            .arg(job_id);
+            .key(&self.keys.completed)
+            .key(&self.keys.failed)
+            .arg(job_id)
+            .arg(kind);
         if let Some(record) = dead_letter {
             invocation.arg(record);
         }
@@ -118,120 +144,152 @@ impl RedisQueue {
 #[async_trait]
 impl JobQueue for RedisQueue {
     async fn enqueue(&self, jobs: &[RunJob]) -> Result<usize, QueueError> {
-        let mut conn = self.conn().await?;
-        let mut added = 0;
-        for chunk in jobs.chunks(ENQUEUE_CHUNK) {
-            let mut invocation = self.enqueue.prepare_invoke();
-            invocation
-                .key(&self.keys.jobs)
-                .key(&self.keys.ready)
-                .key(&self.keys.wake);
-            for job in chunk {
-                invocation.arg(job.id()).arg(job.encode());
+        Self::timed(COMMAND_TIMEOUT * 10, async {
+            let mut conn = self.conn().await?;
+            let mut added = 0;
+            for chunk in jobs.chunks(ENQUEUE_CHUNK) {
+                let mut invocation = self.enqueue.prepare_invoke();
+                invocation
+                    .key(&self.keys.jobs)
+                    .key(&self.keys.ready)
+                    .key(&self.keys.wake);
+                for job in chunk {
+                    invocation.arg(job.id()).arg(job.encode());
+                }
+                let n: usize = invocation
+                    .invoke_async(&mut *conn)
+                    .await
+                    .map_err(unavailable)?;
+                added += n;
             }
-            let n: usize = invocation
-                .invoke_async(&mut *conn)
-                .await
-                .map_err(unavailable)?;
-            added += n;
-        }
-        Ok(added)
+            Ok(added)
+        })
+        .await
     }
 
     async fn fetch(&self, _worker: &str, lease: Duration) -> Result<Option<Delivery>, QueueError> {
-        let mut conn = self.conn().await?;
-        let fetched: Option<(String, String)> = self
-            .fetch
-            .key(&self.keys.jobs)
-            .key(&self.keys.ready)
-            .key(&self.keys.delayed)
-            .key(&self.keys.inflight)
-            .arg(millis(Utc::now()))
-            .arg(lease.as_millis() as u64)
-            .invoke_async(&mut *conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(
-            fetched.map(|(job_id, payload)| match RunJob::decode(&payload) {
-                Ok(job) => Delivery::Job(job),
-                Err(reason) => Delivery::Poison { job_id, reason },
-            }),
-        )
+        Self::timed(COMMAND_TIMEOUT, async {
+            let mut conn = self.conn().await?;
+            let fetched: Option<(String, String)> = self
+                .fetch
+                .key(&self.keys.jobs)
+                .key(&self.keys.ready)
+                .key(&self.keys.delayed)
+                .key(&self.keys.inflight)
+                .arg(millis(Utc::now()))
+                .arg(lease.as_millis() as u64)
+                .invoke_async(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(
+                fetched.map(|(job_id, payload)| match RunJob::decode(&payload) {
+                    Ok(job) => Delivery::Job(job),
+                    Err(reason) => Delivery::Poison { job_id, reason },
+                }),
+            )
+        })
+        .await
     }
 
     async fn wait_for_work(&self, max_wait: Duration) -> Result<(), QueueError> {
-        let mut conn = self.conn().await?;
-        let seconds = max_wait.as_secs_f64().max(0.01);
-        let _: Option<(String, String)> = conn
-            .brpop(&self.keys.wake, seconds)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        Self::timed(max_wait + COMMAND_TIMEOUT, async {
+            let mut conn = self.conn().await?;
+            let seconds = max_wait.as_secs_f64().max(0.01);
+            let _: Option<(String, String)> = conn
+                .brpop(&self.keys.wake, seconds)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn extend(&self, job_id: &str, lease: Duration) -> Result<(), QueueError> {
-        let mut conn = self.conn().await?;
-        let deadline = millis(Utc::now()) + lease.as_millis() as i64;
-        let _: i64 = redis::cmd("ZADD")
-            .arg(&self.keys.inflight)
-            .arg("XX")
-            .arg(deadline)
-            .arg(job_id)
-            .query_async(&mut *conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        Self::timed(COMMAND_TIMEOUT, async {
+            let mut conn = self.conn().await?;
+            let deadline = millis(Utc::now()) + lease.as_millis() as i64;
+            let _: i64 = redis::cmd("ZADD")
+                .arg(&self.keys.inflight)
+                .arg("XX")
+                .arg(deadline)
+                .arg(job_id)
+                .query_async(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
     }
 
-    async fn ack(&self, job_id: &str) -> Result<(), QueueError> {
-        self.settle(job_id, None).await
+    async fn ack(&self, job_id: &str, outcome: AckOutcome) -> Result<(), QueueError> {
+        Self::timed(COMMAND_TIMEOUT, async {
+            self.settle(job_id, outcome.as_str(), None).await
+        })
+        .await
     }
 
     async fn retry_at(&self, job: &RunJob, due: DateTime<Utc>) -> Result<(), QueueError> {
-        let mut conn = self.conn().await?;
-        let _: i64 = self
-            .retry_at
-            .key(&self.keys.jobs)
-            .key(&self.keys.inflight)
-            .key(&self.keys.delayed)
-            .arg(job.id())
-            .arg(job.encode())
-            .arg(millis(due))
-            .invoke_async(&mut *conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        Self::timed(COMMAND_TIMEOUT, async {
+            let mut conn = self.conn().await?;
+            let _: i64 = self
+                .retry_at
+                .key(&self.keys.jobs)
+                .key(&self.keys.inflight)
+                .key(&self.keys.delayed)
+                .arg(job.id())
+                .arg(job.encode())
+                .arg(millis(due))
+                .invoke_async(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn dead_letter(&self, job_id: &str, reason: &str) -> Result<(), QueueError> {
-        let record = json!({"reason": reason, "at": Utc::now().to_rfc3339()}).to_string();
-        self.settle(job_id, Some(record)).await
+        Self::timed(COMMAND_TIMEOUT, async {
+            let record = json!({"reason": reason, "at": Utc::now().to_rfc3339()}).to_string();
+            self.settle(job_id, "dead", Some(record)).await
+        })
+        .await
     }
 
     async fn counts(&self) -> Result<QueueCounts, QueueError> {
-        let mut conn = self.conn().await?;
-        let (waiting, delayed, running, dead): (u64, u64, u64, u64) = redis::pipe()
-            .llen(&self.keys.ready)
-            .zcard(&self.keys.delayed)
-            .zcard(&self.keys.inflight)
-            .hlen(&self.keys.dead)
-            .query_async(&mut *conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(QueueCounts {
-            waiting,
-            delayed,
-            running,
-            dead,
+        Self::timed(COMMAND_TIMEOUT, async {
+            let mut conn = self.conn().await?;
+            type Reply = (u64, u64, u64, u64, Option<u64>, Option<u64>);
+            let (waiting, delayed, running, dead, completed, failed): Reply = redis::pipe()
+                .llen(&self.keys.ready)
+                .zcard(&self.keys.delayed)
+                .zcard(&self.keys.inflight)
+                .hlen(&self.keys.dead)
+                .get(&self.keys.completed)
+                .get(&self.keys.failed)
+                .query_async(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(QueueCounts {
+                waiting,
+                delayed,
+                running,
+                completed: completed.unwrap_or(0),
+                failed: failed.unwrap_or(0),
+                dead,
+            })
         })
+        .await
     }
 
     async fn ping(&self) -> Result<(), QueueError> {
-        let mut conn = self.conn().await?;
-        let _: String = redis::cmd("PING")
-            .query_async(&mut *conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        Self::timed(COMMAND_TIMEOUT, async {
+            let mut conn = self.conn().await?;
+            let _: String = redis::cmd("PING")
+                .query_async(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
     }
 }

@@ -23,6 +23,8 @@ pub struct BatchRequest {
     pub estimated_cost: f64,
     pub budget_usd: Option<f64>,
     pub idempotency_key: Option<String>,
+    /// A digest of the request, compared when an idempotency key comes back.
+    pub request_hash: String,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +67,7 @@ impl Store {
             actual_cost: Set(0.0),
             budget_usd: Set(request.budget_usd),
             idempotency_key: Set(request.idempotency_key.clone()),
+            request_hash: Set(Some(request.request_hash.clone())),
             created_at: Set(at),
             updated_at: Set(at),
             started_at: Set(None),
@@ -137,11 +140,17 @@ impl Store {
         let Some(key) = &request.idempotency_key else {
             return Ok(None);
         };
-        Ok(batch::Entity::find()
+        let existing = batch::Entity::find()
             .filter(batch::Column::UserId.eq(user_id))
             .filter(batch::Column::IdempotencyKey.eq(key.as_str()))
             .one(&self.db)
-            .await?)
+            .await?;
+        match existing {
+            Some(batch) if batch.request_hash.as_deref() != Some(request.request_hash.as_str()) => {
+                Err(StoreError::IdempotencyMismatch)
+            }
+            other => Ok(other),
+        }
     }
 
     /// The owner's batch, or `None` for a missing id or another user's.

@@ -99,7 +99,13 @@ impl Store {
             .on_conflict_do_nothing()
             .exec_without_returning(&txn)
             .await?;
-        count_final(&txn, run, batch::Column::CompletedCount, totals.cost).await?;
+        count_final(
+            &txn,
+            run,
+            batch::Column::CompletedCount,
+            totals.cost - run.cost,
+        )
+        .await?;
         txn.commit().await?;
         Ok(())
     }
@@ -139,25 +145,32 @@ impl Store {
         if failed.rows_affected == 0 {
             return Err(lease_lost());
         }
-        count_final(&txn, run, batch::Column::FailedCount, totals.cost).await?;
+        count_final(
+            &txn,
+            run,
+            batch::Column::FailedCount,
+            totals.cost - run.cost,
+        )
+        .await?;
         txn.commit().await?;
         Ok(())
     }
 }
 
 /// Counts a final run in its batch and completes the batch when every run is final.
+/// `new_cost` is what the run spent since it was last counted (a retried failed run was).
 async fn count_final(
     txn: &impl ConnectionTrait,
     run: &run::Model,
     counter: batch::Column,
-    cost: f64,
+    new_cost: f64,
 ) -> StoreResult<()> {
     let at = now();
     batch::Entity::update_many()
         .col_expr(counter, Expr::col(counter).add(1))
         .col_expr(
             batch::Column::ActualCost,
-            Expr::col(batch::Column::ActualCost).add(cost),
+            Expr::col(batch::Column::ActualCost).add(new_cost),
         )
         .col_expr(batch::Column::UpdatedAt, Expr::value(at))
         .filter(batch::Column::Id.eq(run.queue_id.as_str()))

@@ -3,6 +3,7 @@
 
 pub mod batches;
 pub mod completion;
+pub mod controls;
 pub mod entities;
 pub mod negotiations;
 pub mod reports;
@@ -16,7 +17,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
 pub use batches::{BatchRequest, CreatedBatch};
-pub use runs::{LeasedRun, RunTotals};
+pub use runs::{LeaseOutcome, LeasedRun, RunTotals};
 
 /// What went wrong in the store, classified for the layers above.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,8 @@ pub enum StoreError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("the idempotency key was used with a different request")]
+    IdempotencyMismatch,
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]

@@ -6,13 +6,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait, UpdateMany,
+    ActiveValue::Set, ColumnTrait, Condition, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait, UpdateMany,
 };
 
-use crate::domain::{RunStatus, TokenUsage, TurnRecord};
+use crate::domain::{BatchStatus, RunStatus, TokenUsage, TurnRecord};
 
-use super::entities::{run, run_turn};
+use super::entities::{run, run_turn, simulation_queue as batch};
 use super::{Store, StoreError, StoreResult, now};
 
 /// A run this worker attempt now owns.
@@ -20,6 +20,18 @@ use super::{Store, StoreError, StoreResult, now};
 pub struct LeasedRun {
     pub run: run::Model,
     pub attempt: i32,
+}
+
+/// The answer to a lease request.
+#[derive(Debug, Clone)]
+pub enum LeaseOutcome {
+    Leased(LeasedRun),
+    /// The batch already runs `max_concurrent` runs; try again shortly.
+    AtCapacity,
+    /// The batch is paused; its runs wait in `queued` for resume.
+    BatchPaused,
+    /// The run is final, not due, owned by a live attempt, or its batch is over.
+    NotLeasable,
 }
 
 /// What a run consumed over all its stored turns.
@@ -60,14 +72,40 @@ pub(super) fn held(run_id: &str, attempt: i32) -> Condition {
 
 impl Store {
     /// Takes a run for one attempt: `queued`, due `retry_wait`, or `running` with an expired
-    /// lease. `None` means the run is final, not due, or leased by a live attempt elsewhere.
+    /// lease, while its batch runs and has a free slot under `max_concurrent`.
+    ///
+    /// The batch row is locked for the check (on PostgreSQL), so concurrent leases of one batch
+    /// never exceed its limit across workers.
     pub async fn lease_run(
         &self,
         run_id: &str,
+        batch_id: &str,
         worker: &str,
         lease: Duration,
-    ) -> StoreResult<Option<LeasedRun>> {
+    ) -> StoreResult<LeaseOutcome> {
         let at = now();
+        let txn = self.db.begin().await?;
+        let mut query = batch::Entity::find_by_id(batch_id.to_string());
+        if self.backend() == DbBackend::Postgres {
+            query = query.lock_exclusive();
+        }
+        let Some(batch) = query.one(&txn).await? else {
+            return Ok(LeaseOutcome::NotLeasable);
+        };
+        match batch.status.parse::<BatchStatus>() {
+            Ok(BatchStatus::Paused) => return Ok(LeaseOutcome::BatchPaused),
+            Ok(BatchStatus::Pending | BatchStatus::Running) => {}
+            _ => return Ok(LeaseOutcome::NotLeasable),
+        }
+        let running = run::Entity::find()
+            .filter(run::Column::QueueId.eq(batch_id))
+            .filter(run::Column::Status.eq(RunStatus::Running.as_str()))
+            .filter(run::Column::LeaseExpiresAt.gte(at))
+            .count(&txn)
+            .await?;
+        if running >= Ord::max(batch.max_concurrent, 1) as u64 {
+            return Ok(LeaseOutcome::AtCapacity);
+        }
         let leasable = Condition::any()
             .add(run::Column::Status.eq(RunStatus::Queued.as_str()))
             .add(
@@ -102,22 +140,20 @@ impl Store {
             )
             .col_expr(run::Column::UpdatedAt, Expr::value(at))
             .filter(run::Column::Id.eq(run_id))
+            .filter(run::Column::QueueId.eq(batch_id))
             .filter(leasable)
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         if updated.rows_affected == 0 {
-            return Ok(None);
+            return Ok(LeaseOutcome::NotLeasable);
         }
         let run = run::Entity::find_by_id(run_id.to_string())
-            .one(&self.db)
+            .one(&txn)
             .await?
             .ok_or(StoreError::NotFound)?;
-        // Another worker may have taken it between the update and this read; only ours counts.
-        if run.lease_owner.as_deref() != Some(worker) {
-            return Ok(None);
-        }
+        txn.commit().await?;
         let attempt = run.attempt;
-        Ok(Some(LeasedRun { run, attempt }))
+        Ok(LeaseOutcome::Leased(LeasedRun { run, attempt }))
     }
 
     /// The stored turns of a run, in order: the checkpoint a resumed attempt replays.

@@ -2,6 +2,7 @@
 //! in-process workers, and a scriptable fake OpenAI-compatible server.
 
 pub mod fake_llm;
+pub mod fault;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -44,6 +45,7 @@ pub enum Backing {
     Distributed {
         database: String,
         redis_prefix: String,
+        redis_url: String,
     },
     Embedded {
         sqlite_path: String,
@@ -53,6 +55,11 @@ pub enum Backing {
 impl Backing {
     /// A fresh PostgreSQL database and Redis key prefix.
     pub async fn distributed() -> anyhow::Result<Self> {
+        Self::distributed_on(&redis_url()).await
+    }
+
+    /// A fresh PostgreSQL database, and a key prefix on the Redis at `redis`.
+    pub async fn distributed_on(redis: &str) -> anyhow::Result<Self> {
         let database = format!("arian_test_{}", random_suffix());
         let admin = Database::connect(format!("{}/test", postgres_server()))
             .await
@@ -63,6 +70,7 @@ impl Backing {
         Ok(Backing::Distributed {
             database,
             redis_prefix: format!("arian-test-{}", random_suffix()),
+            redis_url: redis.to_string(),
         })
     }
 
@@ -75,6 +83,13 @@ impl Backing {
 
     /// Configuration variables for this backing, on top of `extra`.
     pub fn config(&self, extra: &[(&str, &str)]) -> Config {
+        let vars = self.vars(extra);
+        Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .expect("test configuration is valid")
+    }
+
+    /// The environment a process needs to use this backing, on top of `extra`.
+    pub fn vars(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut vars: Vec<(String, String)> = vec![
             (
                 "JWT_SECRET".into(),
@@ -88,12 +103,13 @@ impl Backing {
             Backing::Distributed {
                 database,
                 redis_prefix,
+                redis_url,
             } => {
                 vars.push((
                     "DATABASE_URL".into(),
                     format!("{}/{database}", postgres_server()),
                 ));
-                vars.push(("REDIS_URL".into(), redis_url()));
+                vars.push(("REDIS_URL".into(), redis_url.clone()));
                 vars.push(("REDIS_PREFIX".into(), redis_prefix.clone()));
             }
             Backing::Embedded { sqlite_path } => {
@@ -104,8 +120,7 @@ impl Backing {
             vars.retain(|(name, _)| name != k);
             vars.push((k.to_string(), v.to_string()));
         }
-        Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-            .expect("test configuration is valid")
+        vars
     }
 
     pub async fn cleanup(&self) {
@@ -113,6 +128,7 @@ impl Backing {
             Backing::Distributed {
                 database,
                 redis_prefix,
+                redis_url,
             } => {
                 if let Ok(admin) = Database::connect(format!("{}/test", postgres_server())).await {
                     let _ = admin
@@ -121,7 +137,7 @@ impl Backing {
                         ))
                         .await;
                 }
-                if let Ok(client) = redis::Client::open(redis_url())
+                if let Ok(client) = redis::Client::open(redis_url.as_str())
                     && let Ok(mut conn) = client.get_multiplexed_async_connection().await
                 {
                     let keys: Vec<String> = redis::cmd("KEYS")

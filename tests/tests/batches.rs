@@ -301,7 +301,7 @@ async fn a_stale_attempt_cannot_overwrite_the_attempt_that_took_over() -> anyhow
         async move {
             let outcome = store.lease_run(&run_id, queue_id, worker, ttl).await?;
             Ok::<_, anyhow::Error>(match outcome {
-                LeaseOutcome::Leased(leased) => Some(leased),
+                LeaseOutcome::Leased(leased) => Some(*leased),
                 _ => None,
             })
         }

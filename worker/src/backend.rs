@@ -13,6 +13,8 @@ use crate::WorkerDeps;
 
 /// How long an idle fetch loop blocks waiting for new work before it looks again.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
+/// The shortest idle wait, so a job falling due is fetched within a few milliseconds.
+const MIN_WAIT: Duration = Duration::from_millis(5);
 /// The longest pause after repeated backend errors.
 const MAX_ERROR_PAUSE: Duration = Duration::from_secs(5);
 
@@ -48,9 +50,13 @@ fn job_stream(deps: Arc<WorkerDeps>) -> JobStream {
                 }
                 Ok(None) => {
                     pause = Duration::ZERO;
-                    if let Err(e) = deps.queue.wait_for_work(IDLE_WAIT).await {
+                    // Sleep until new work is signalled, or the next delayed job falls due.
+                    let due = deps.queue.next_due().await.ok().flatten();
+                    let until_due = due.map(|at| (at - chrono::Utc::now()).to_std().unwrap_or(MIN_WAIT));
+                    let wait = until_due.map_or(IDLE_WAIT, |d| d.clamp(MIN_WAIT, IDLE_WAIT));
+                    if let Err(e) = deps.queue.wait_for_work(wait).await {
                         tracing::debug!(error = %e, "waiting for work failed");
-                        tokio::time::sleep(IDLE_WAIT).await;
+                        tokio::time::sleep(wait).await;
                     }
                 }
                 Err(e) => {

@@ -49,7 +49,7 @@ async fn process(job: &RunJob, deps: &WorkerDeps) {
         .lease_run(&job.run_id, &job.batch_id, &deps.worker_id, deps.lease)
         .await;
     let leased = match lease {
-        Ok(LeaseOutcome::Leased(leased)) => leased,
+        Ok(LeaseOutcome::Leased(leased)) => *leased,
         Ok(LeaseOutcome::AtCapacity) => {
             // The batch is at max_concurrent: look again soon, leaving the slot to other batches.
             let wait = Duration::from_millis(rand::rng().random_range(200..600));

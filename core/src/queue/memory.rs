@@ -95,6 +95,14 @@ impl JobQueue for MemoryQueue {
         Ok(None)
     }
 
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, QueueError> {
+        let state = self.lock();
+        let delayed = state.delayed.iter().next().map(|(at, _)| *at);
+        let lease = state.inflight.values().min().copied();
+        let earliest = [delayed, lease].into_iter().flatten().min();
+        Ok(earliest.and_then(DateTime::from_timestamp_millis))
+    }
+
     async fn wait_for_work(&self, max_wait: Duration) -> Result<(), QueueError> {
         let _ = tokio::time::timeout(max_wait, self.work.notified()).await;
         Ok(())

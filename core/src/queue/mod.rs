@@ -108,6 +108,9 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
     /// runs out is delivered again.
     async fn fetch(&self, worker: &str, lease: Duration) -> Result<Option<Delivery>, QueueError>;
 
+    /// When the earliest delayed job or lease deadline falls due, if any.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, QueueError>;
+
     /// Waits until work may be ready, at most `max_wait`.
     async fn wait_for_work(&self, max_wait: Duration) -> Result<(), QueueError>;
 

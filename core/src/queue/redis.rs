@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use deadpool_redis::{Config, Pool, Runtime, Timeouts};
+use deadpool_redis::{Pool, Runtime};
 use redis::{AsyncCommands, Script};
 use serde_json::json;
 
@@ -13,7 +13,12 @@ use super::{AckOutcome, Delivery, JobQueue, QueueCounts, QueueError, RunJob, mil
 
 /// The longest any Redis command may take before the call fails as unavailable; a paused
 /// or unreachable Redis then answers errors quickly instead of hanging callers.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Checking a pooled connection before reuse gets less, so a dead one is replaced quickly.
+const RECYCLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Extra time an enqueue may take per chunk of jobs.
+const ENQUEUE_BUDGET_PER_CHUNK: Duration = Duration::from_millis(200);
 
 /// Jobs per enqueue script call: large enough to amortise round trips, small enough to
 /// keep one script short.
@@ -72,16 +77,20 @@ fn unavailable(error: impl std::fmt::Display) -> QueueError {
 impl RedisQueue {
     /// A queue under `prefix` (each deployment or test uses its own) with bounded waits.
     pub fn connect(url: &str, prefix: &str, pool_size: usize) -> Result<Self, QueueError> {
-        let mut config = Config::from_url(url);
-        let mut pool_config = deadpool_redis::PoolConfig::new(pool_size);
-        pool_config.timeouts = Timeouts {
-            wait: Some(Duration::from_secs(5)),
-            create: Some(Duration::from_secs(5)),
-            recycle: Some(Duration::from_secs(5)),
-        };
-        config.pool = Some(pool_config);
-        let pool = config
-            .create_pool(Some(Runtime::Tokio1))
+        // redis-rs answers "timed out" after 500 ms by default, shorter than a blocking wait
+        // for work; every command is bounded by COMMAND_TIMEOUT instead.
+        let connection = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT));
+        let manager =
+            deadpool_redis::Manager::new_with_config(url, connection).map_err(unavailable)?;
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .wait_timeout(Some(COMMAND_TIMEOUT))
+            .create_timeout(Some(COMMAND_TIMEOUT))
+            .recycle_timeout(Some(RECYCLE_TIMEOUT))
+            .runtime(Runtime::Tokio1)
+            .build()
             .map_err(unavailable)?;
         Ok(Self {
             pool,
@@ -144,26 +153,30 @@ impl RedisQueue {
 #[async_trait]
 impl JobQueue for RedisQueue {
     async fn enqueue(&self, jobs: &[RunJob]) -> Result<usize, QueueError> {
-        Self::timed(COMMAND_TIMEOUT * 10, async {
-            let mut conn = self.conn().await?;
-            let mut added = 0;
-            for chunk in jobs.chunks(ENQUEUE_CHUNK) {
-                let mut invocation = self.enqueue.prepare_invoke();
-                invocation
-                    .key(&self.keys.jobs)
-                    .key(&self.keys.ready)
-                    .key(&self.keys.wake);
-                for job in chunk {
-                    invocation.arg(job.id()).arg(job.encode());
+        Self::timed(
+            COMMAND_TIMEOUT * 2
+                + ENQUEUE_BUDGET_PER_CHUNK * (jobs.len().div_ceil(ENQUEUE_CHUNK) as u32),
+            async {
+                let mut conn = self.conn().await?;
+                let mut added = 0;
+                for chunk in jobs.chunks(ENQUEUE_CHUNK) {
+                    let mut invocation = self.enqueue.prepare_invoke();
+                    invocation
+                        .key(&self.keys.jobs)
+                        .key(&self.keys.ready)
+                        .key(&self.keys.wake);
+                    for job in chunk {
+                        invocation.arg(job.id()).arg(job.encode());
+                    }
+                    let n: usize = invocation
+                        .invoke_async(&mut *conn)
+                        .await
+                        .map_err(unavailable)?;
+                    added += n;
                 }
-                let n: usize = invocation
-                    .invoke_async(&mut *conn)
-                    .await
-                    .map_err(unavailable)?;
-                added += n;
-            }
-            Ok(added)
-        })
+                Ok(added)
+            },
+        )
         .await
     }
 
@@ -187,6 +200,25 @@ impl JobQueue for RedisQueue {
                     Err(reason) => Delivery::Poison { job_id, reason },
                 }),
             )
+        })
+        .await
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, QueueError> {
+        Self::timed(COMMAND_TIMEOUT, async {
+            let mut conn = self.conn().await?;
+            let (delayed, leases): (Vec<(String, f64)>, Vec<(String, f64)>) = redis::pipe()
+                .zrange_withscores(&self.keys.delayed, 0, 0)
+                .zrange_withscores(&self.keys.inflight, 0, 0)
+                .query_async(&mut *conn)
+                .await
+                .map_err(unavailable)?;
+            let earliest = delayed
+                .iter()
+                .chain(leases.iter())
+                .map(|(_, at)| *at as i64)
+                .min();
+            Ok(earliest.and_then(DateTime::from_timestamp_millis))
         })
         .await
     }
@@ -236,6 +268,7 @@ impl JobQueue for RedisQueue {
                 .key(&self.keys.jobs)
                 .key(&self.keys.inflight)
                 .key(&self.keys.delayed)
+                .key(&self.keys.wake)
                 .arg(job.id())
                 .arg(job.encode())
                 .arg(millis(due))

@@ -25,7 +25,7 @@ pub struct LeasedRun {
 /// The answer to a lease request.
 #[derive(Debug, Clone)]
 pub enum LeaseOutcome {
-    Leased(LeasedRun),
+    Leased(Box<LeasedRun>),
     /// The batch already runs `max_concurrent` runs; try again shortly.
     AtCapacity,
     /// The batch is paused; its runs wait in `queued` for resume.
@@ -153,7 +153,7 @@ impl Store {
             .ok_or(StoreError::NotFound)?;
         txn.commit().await?;
         let attempt = run.attempt;
-        Ok(LeaseOutcome::Leased(LeasedRun { run, attempt }))
+        Ok(LeaseOutcome::Leased(Box::new(LeasedRun { run, attempt })))
     }
 
     /// The stored turns of a run, in order: the checkpoint a resumed attempt replays.

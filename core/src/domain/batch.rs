@@ -52,10 +52,10 @@ impl BatchPlan {
             })?;
             personalities
         };
-        if !(1..=100).contains(&repetitions) {
+        if !(1..=MAX_BATCH_RUNS as u32).contains(&repetitions) {
             return Err(ValidationError::new(
                 "repetitions",
-                "must be between 1 and 100",
+                format!("must be between 1 and {MAX_BATCH_RUNS}"),
             ));
         }
         let plan = Self {

@@ -33,22 +33,29 @@ pub fn queue_backend(
         .map_err(|e| anyhow::anyhow!("building the queue backend: {e}"))
 }
 
-/// Yields jobs as they become ready. Backend errors are logged and retried with a growing
-/// pause, never passed to apalis, which would end the worker.
+/// Yields jobs as they become ready, fetching up to `prefetch` at a time (apalis polls the
+/// stream only when a slot is free, so at most `prefetch - 1` leased jobs wait here). Backend
+/// errors are logged and retried with a growing pause, never passed to apalis, which would end
+/// the worker.
 fn job_stream(deps: Arc<WorkerDeps>) -> JobStream {
     stream::unfold((deps, Duration::ZERO), |(deps, mut pause)| async move {
         loop {
-            match deps.queue.fetch(&deps.worker_id, deps.lease).await {
-                Ok(Some(Delivery::Job(job))) => {
+            match deps.take_buffered() {
+                Some(Delivery::Job(job)) => {
                     return Some((Ok(Some(Task::new(job))), (deps, Duration::ZERO)));
                 }
-                Ok(Some(Delivery::Poison { job_id, reason })) => {
+                Some(Delivery::Poison { job_id, reason }) => {
                     tracing::warn!(%job_id, %reason, "poison job moved to the dead letters");
                     if let Err(e) = deps.queue.dead_letter(&job_id, &reason).await {
                         tracing::warn!(%job_id, error = %e, "could not dead-letter a poison job");
                     }
+                    continue;
                 }
-                Ok(None) => {
+                None => {}
+            }
+            match deps.queue.fetch(&deps.worker_id, deps.lease, deps.prefetch).await {
+                Ok(fetched) if !fetched.is_empty() => deps.buffer(fetched),
+                Ok(_) => {
                     pause = Duration::ZERO;
                     // Sleep until new work is signalled, or the next delayed job falls due.
                     let due = deps.queue.next_due().await.ok().flatten();

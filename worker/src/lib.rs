@@ -6,8 +6,9 @@ pub mod failure;
 pub mod handler;
 pub mod reconciler;
 
+use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apalis::prelude::*;
@@ -15,9 +16,12 @@ use arian_core::Catalog;
 use arian_core::config::{Config, RetryConfig};
 use arian_core::engine::PriceTable;
 use arian_core::llm::LlmProvider;
-use arian_core::queue::JobQueue;
+use arian_core::queue::{Delivery, JobQueue};
 use arian_core::store::Store;
 use tokio::sync::watch;
+
+/// The most jobs one fetch takes; waiting jobs hold leases, so this stays small.
+const MAX_PREFETCH: usize = 16;
 
 /// Everything a worker process shares between its jobs.
 pub struct WorkerDeps {
@@ -28,10 +32,47 @@ pub struct WorkerDeps {
     pub catalog: Catalog,
     pub prices: PriceTable,
     pub lease: Duration,
+    /// Jobs fetched per queue round trip.
+    pub prefetch: usize,
     pub retry: RetryConfig,
     pub reconcile_interval: Duration,
     /// Flips to true when the worker stops taking jobs; handlers park their runs.
     pub stopping: watch::Receiver<bool>,
+    /// Jobs fetched but not started yet; handed back to the queue when the worker stops.
+    fetched: Mutex<VecDeque<Delivery>>,
+}
+
+impl WorkerDeps {
+    fn buffer(&self, deliveries: Vec<Delivery>) {
+        self.fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(deliveries);
+    }
+
+    fn take_buffered(&self) -> Option<Delivery> {
+        self.fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+    }
+
+    /// Gives fetched but unstarted jobs back to the queue, due now, for other workers.
+    async fn hand_back_buffered(&self) {
+        let waiting: Vec<Delivery> = self
+            .fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for delivery in waiting {
+            if let Delivery::Job(job) = delivery
+                && let Err(e) = self.queue.retry_at(&job, chrono::Utc::now()).await
+            {
+                tracing::warn!(run_id = %job.run_id, error = %e, "could not hand a fetched job back; its lease will expire");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for WorkerDeps {
@@ -67,9 +108,11 @@ pub fn deps_from_config(
         catalog: Catalog::builtin(),
         prices: PriceTable::default(),
         lease: config.lease_timeout,
+        prefetch: config.worker_concurrency.clamp(1, MAX_PREFETCH),
         retry: config.retry,
         reconcile_interval: config.reconcile_interval,
         stopping,
+        fetched: Mutex::default(),
     }
 }
 
@@ -124,6 +167,7 @@ pub async fn run(
         }
     };
     reconciler.abort();
+    deps.hand_back_buffered().await;
     tracing::info!(worker_id = %deps.worker_id, "worker stopped");
     result
 }

@@ -57,7 +57,12 @@ impl JobQueue for MemoryQueue {
         Ok(added)
     }
 
-    async fn fetch(&self, _worker: &str, lease: Duration) -> Result<Option<Delivery>, QueueError> {
+    async fn fetch(
+        &self,
+        _worker: &str,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<Delivery>, QueueError> {
         let now = millis(Utc::now());
         let mut state = self.lock();
         let due: Vec<(i64, String)> = state
@@ -80,19 +85,23 @@ impl JobQueue for MemoryQueue {
             state.inflight.remove(&id);
             state.ready.push_front(id);
         }
-        while let Some(id) = state.ready.pop_front() {
+        let mut leased = Vec::new();
+        while leased.len() < max {
+            let Some(id) = state.ready.pop_front() else {
+                break;
+            };
             let Some(payload) = state.jobs.get(&id).cloned() else {
                 continue;
             };
             state
                 .inflight
                 .insert(id.clone(), now + lease.as_millis() as i64);
-            return Ok(Some(match RunJob::decode(&payload) {
+            leased.push(match RunJob::decode(&payload) {
                 Ok(job) => Delivery::Job(job),
                 Err(reason) => Delivery::Poison { job_id: id, reason },
-            }));
+            });
         }
-        Ok(None)
+        Ok(leased)
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, QueueError> {

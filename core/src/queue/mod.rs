@@ -104,9 +104,14 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
     /// Adds jobs whose ids the queue does not hold yet; returns how many were new.
     async fn enqueue(&self, jobs: &[RunJob]) -> Result<usize, QueueError>;
 
-    /// Takes the next ready job and leases it to `worker` for `lease`. A job whose lease
+    /// Takes up to `max` ready jobs and leases them to `worker` for `lease`. A job whose lease
     /// runs out is delivered again.
-    async fn fetch(&self, worker: &str, lease: Duration) -> Result<Option<Delivery>, QueueError>;
+    async fn fetch(
+        &self,
+        worker: &str,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<Delivery>, QueueError>;
 
     /// When the earliest delayed job or lease deadline falls due, if any.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, QueueError>;

@@ -180,10 +180,15 @@ impl JobQueue for RedisQueue {
         .await
     }
 
-    async fn fetch(&self, _worker: &str, lease: Duration) -> Result<Option<Delivery>, QueueError> {
+    async fn fetch(
+        &self,
+        _worker: &str,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<Delivery>, QueueError> {
         Self::timed(COMMAND_TIMEOUT, async {
             let mut conn = self.conn().await?;
-            let fetched: Option<(String, String)> = self
+            let fetched: Vec<String> = self
                 .fetch
                 .key(&self.keys.jobs)
                 .key(&self.keys.ready)
@@ -191,15 +196,20 @@ impl JobQueue for RedisQueue {
                 .key(&self.keys.inflight)
                 .arg(millis(Utc::now()))
                 .arg(lease.as_millis() as u64)
+                .arg(max.max(1))
                 .invoke_async(&mut *conn)
                 .await
                 .map_err(unavailable)?;
-            Ok(
-                fetched.map(|(job_id, payload)| match RunJob::decode(&payload) {
+            Ok(fetched
+                .chunks_exact(2)
+                .map(|pair| match RunJob::decode(&pair[1]) {
                     Ok(job) => Delivery::Job(job),
-                    Err(reason) => Delivery::Poison { job_id, reason },
-                }),
-            )
+                    Err(reason) => Delivery::Poison {
+                        job_id: pair[0].clone(),
+                        reason,
+                    },
+                })
+                .collect())
         })
         .await
     }

@@ -289,11 +289,21 @@ impl Store {
                     .add(run::Column::Status.eq(RunStatus::Running.as_str()))
                     .add(run::Column::LeaseExpiresAt.lt(at)),
             );
+        // Runs of paused batches wait for resume, which delivers them itself.
+        let active_batches = sea_orm::sea_query::Query::select()
+            .column(batch::Column::Id)
+            .from(batch::Entity)
+            .and_where(
+                batch::Column::Status
+                    .is_in([BatchStatus::Pending.as_str(), BatchStatus::Running.as_str()]),
+            )
+            .to_owned();
         Ok(run::Entity::find()
             .select_only()
             .column(run::Column::Id)
             .column(run::Column::QueueId)
             .filter(due)
+            .filter(run::Column::QueueId.in_subquery(active_batches))
             .limit(limit)
             .into_tuple()
             .all(&self.db)

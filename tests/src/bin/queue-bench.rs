@@ -166,13 +166,21 @@ async fn full_drain(
         .context("negotiation id")?
         .to_string();
 
+    // 2 techniques x 5 tactics, repeated: exactly n runs when n is a multiple of 10.
+    let tactics = [
+        "tactic.reziprozitaet",
+        "tactic.framing_effekt",
+        "tactic.zeitdruck",
+        "tactic.kontrasteffekt",
+        "tactic.sozialer_beweis",
+    ];
+    let body = json!({"tactics": tactics, "repetitions": n.div_ceil(10), "maxConcurrent": 10000});
     let started = Instant::now();
-    let repetitions = n.div_ceil(6);
     let (code, batch) = app
         .post(
             &token,
             &format!("/api/simulations/queue/{negotiation}"),
-            &json!({"repetitions": repetitions, "maxConcurrent": 10000}),
+            &body,
         )
         .await?;
     anyhow::ensure!(code == 201, "batch: {batch}");

@@ -9,7 +9,7 @@ def bullmq(folder):
     figures = {}
     for path in glob.glob(os.path.join(folder, "results-*.json")):
         with open(path) as f:
-            for row in json.load(f):
+            for row in json.load(f)["results"]:
                 figures.setdefault((row["phase"], row["mode"]), []).append(row)
     return figures
 

@@ -538,6 +538,41 @@ async fn a_failing_llm_backs_off_exponentially_then_fails_the_run() -> anyhow::R
     let ledger = rig.ledger("failing-llm", &queue_id).await?;
     assert_clean(&ledger, 1);
     assert_eq!(ledger.failed, 1);
+
+    // The provider recovers; retry puts the failed run back with a fresh attempt budget.
+    rig.llm.set_behaviour(SLOW);
+    let (code, retried) = rig
+        .app
+        .post(
+            &rig.token,
+            &format!("/api/simulations/queue/{queue_id}/retry"),
+            &json!({}),
+        )
+        .await?;
+    assert_eq!(
+        (code, retried["retriedCount"].as_u64()),
+        (200, Some(1)),
+        "{retried}"
+    );
+    rig.drain(&queue_id, Duration::from_secs(30)).await?;
+    let ledger = rig.ledger("failing-llm-then-retry", &queue_id).await?;
+    assert_clean(&ledger, 1);
+    assert_eq!(ledger.completed, 1);
+    let batch = rig
+        .app
+        .services
+        .store
+        .batch_unscoped(&queue_id)
+        .await?
+        .expect("batch");
+    assert_eq!(
+        (
+            batch.status.as_str(),
+            batch.completed_count,
+            batch.failed_count
+        ),
+        ("completed", 1, 0)
+    );
     rig.backing.cleanup().await;
     Ok(())
 }
@@ -572,14 +607,18 @@ async fn pause_resume_and_stop_act_on_runs_in_flight() -> anyhow::Result<()> {
         .await?;
     assert_eq!(code, 200);
     let q = queue_id.clone();
-    eventually(Duration::from_secs(2), "running runs to park", || async {
-        Ok(rig
+    eventually(
+        Duration::from_secs(1),
+        "running runs to park within a second",
+        || async {
+            Ok(rig
             .scalar(&format!(
                 "SELECT COUNT(*) FROM simulation_runs WHERE queue_id = '{q}' AND status = 'running'"
             ))
             .await?
             == 0)
-    })
+        },
+    )
     .await?;
     let calls = rig.llm.total_calls();
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -38,6 +38,10 @@ pub struct LlmConfig {
     pub simulated_latency: Duration,
     pub request_timeout: Duration,
     pub use_json_schema: bool,
+    /// Call-level retries of transient errors before the job-level backoff takes over.
+    pub call_retries: u32,
+    pub call_retry_base: Duration,
+    pub call_retry_cap: Duration,
 }
 
 /// How a failed run is retried: base x factor^(attempt-1), capped, with jitter.
@@ -71,6 +75,8 @@ pub struct Config {
     pub lease_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub reconcile_interval: Duration,
+    /// A run still unfinished this long after it started fails.
+    pub run_timeout: Duration,
     pub retry: RetryConfig,
     pub log_json: bool,
     /// Mark auth cookies `Secure`; off only for plain-HTTP local development.
@@ -181,6 +187,19 @@ impl Config {
                 )?),
                 request_timeout: Duration::from_secs(number("LLM_TIMEOUT_SECS", 60, 1, 3_600)?),
                 use_json_schema: var("LLM_JSON_SCHEMA").is_none_or(|v| v != "false"),
+                call_retries: number("LLM_RETRY_MAX", 3, 0, 20)? as u32,
+                call_retry_base: Duration::from_millis(number(
+                    "LLM_RETRY_BASE_MS",
+                    1_000,
+                    1,
+                    600_000,
+                )?),
+                call_retry_cap: Duration::from_millis(number(
+                    "LLM_RETRY_CAP_MS",
+                    30_000,
+                    1,
+                    3_600_000,
+                )?),
             },
             lease_timeout: Duration::from_secs(number("LEASE_TIMEOUT_SECS", 15, 1, 3_600)?),
             shutdown_timeout: Duration::from_secs(number("SHUTDOWN_TIMEOUT_SECS", 30, 0, 3_600)?),
@@ -190,6 +209,7 @@ impl Config {
                 1,
                 3_600,
             )?),
+            run_timeout: Duration::from_secs(number("RUN_TIMEOUT_SECS", 1_800, 1, 604_800)?),
             retry: RetryConfig {
                 max_attempts: number("MAX_ATTEMPTS", 3, 1, 100)? as u32,
                 base: Duration::from_millis(number("RETRY_BASE_MS", 2_000, 1, 3_600_000)?),

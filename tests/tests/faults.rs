@@ -493,10 +493,12 @@ async fn garbage_payloads_land_in_the_dead_letters_and_workers_live_on() -> anyh
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_llm_backs_off_exponentially_then_fails_the_run() -> anyhow::Result<()> {
+    // Call-level retries off: this scenario measures the job-level backoff alone.
     let settings = [
         ("RETRY_BASE_MS", "300"),
         ("RETRY_FACTOR", "2"),
         ("MAX_ATTEMPTS", "3"),
+        ("LLM_RETRY_MAX", "0"),
     ];
     let rig = Rig::new(
         Backing::distributed().await?,

@@ -231,3 +231,63 @@ async fn a_batch_plays_against_an_openai_compatible_server() -> anyhow::Result<(
     backing.cleanup().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn call_level_retries_ride_out_a_429_and_a_503_within_one_attempt() -> anyhow::Result<()> {
+    let flaky: Script = Arc::new(|n, request| match n {
+        0 => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            axum::Json(json!({"error": {"code": "rate_limit_exceeded"}})),
+        )
+            .into_response(),
+        1 => StatusCode::BAD_GATEWAY.into_response(),
+        _ => completion(&negotiating_turn(request).to_string(), 300, 120),
+    });
+    let fake = FakeLlm::start(flaky).await;
+    let backing = Backing::embedded();
+    let config = backing.config(&[
+        ("LLM_PROVIDER", "openai"),
+        ("LLM_API_KEY", "sk-test"),
+        ("LLM_BASE_URL", &fake.base_url),
+        ("LLM_RETRY_BASE_MS", "50"),
+    ]);
+    let app = TestApp::spawn(config).await?;
+    let workers = app.workers(1)?;
+    let token = app.register("retryuser").await?;
+    let (_, created) = app
+        .post(&token, "/api/negotiations", &scenario_body("01"))
+        .await?;
+    let id = created["data"]["id"].as_str().expect("id");
+    let body = json!({"techniques": ["technique.tauschhandel"], "tactics": ["tactic.zeitdruck"]});
+    let (_, batch) = app
+        .post(&token, &format!("/api/simulations/queue/{id}"), &body)
+        .await?;
+    let queue_id = batch["queueId"].as_str().expect("queue id");
+    let started = std::time::Instant::now();
+    app.post(
+        &token,
+        &format!("/api/simulations/queue/{queue_id}/start"),
+        &json!({}),
+    )
+    .await?;
+    let status = app
+        .wait_for_batch(&token, queue_id, Duration::from_secs(30))
+        .await?;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    let (_, runs) = app
+        .get(&token, &format!("/api/simulations/queue/{queue_id}/runs"))
+        .await?;
+    assert_eq!(
+        runs["data"][0]["attempt"], 1,
+        "the call-level retries kept the first attempt"
+    );
+    assert_eq!(fake.calls(), 6, "two failed calls, then four turns");
+    workers.shutdown().await;
+    backing.cleanup().await;
+    Ok(())
+}

@@ -19,6 +19,8 @@ pub enum RunError {
     Invalid(String),
     #[error("the run handler panicked")]
     Panicked,
+    #[error("the run exceeded RUN_TIMEOUT_SECS ({0} s)")]
+    RunTimeout(u64),
 }
 
 /// What to do with a run after an error.
@@ -38,6 +40,7 @@ impl RunError {
             RunError::Store(e) => e.is_transient(),
             RunError::Invalid(_) => false,
             RunError::Panicked => true,
+            RunError::RunTimeout(_) => false,
         }
     }
 

@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use crate::WorkerDeps;
 use crate::failure::{Decision, RunError, decide};
+use crate::llm_call;
 
 /// How an attempt that did not error ended.
 enum Ended {
@@ -158,11 +159,23 @@ async fn play(leased: &LeasedRun, deps: &WorkerDeps) -> (Vec<TurnRecord>, Result
         tracing::info!(replayed = stored.len(), "resuming from stored turns");
     }
     let mut negotiation = Negotiation::replay(&scenario, stored);
+    let started = run.started_at.unwrap_or_else(Utc::now);
+    let run_timeout = chrono::Duration::from_std(deps.run_timeout).unwrap_or(chrono::Duration::MAX);
+    let remaining = (started + run_timeout - Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + remaining;
 
     while let Some(next) = negotiation.next_turn() {
         let turns = || negotiation.turns().to_vec();
         if *deps.stopping.borrow() {
             return (turns(), Ok(Ended::Handover));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return (
+                turns(),
+                Err(RunError::RunTimeout(deps.run_timeout.as_secs())),
+            );
         }
         match deps.store.batch_status(&run.queue_id).await {
             Ok(Some(BatchStatus::Paused)) => return (turns(), Ok(Ended::Paused)),
@@ -182,21 +195,18 @@ async fn play(leased: &LeasedRun, deps: &WorkerDeps) -> (Vec<TurnRecord>, Result
             terms: &terms,
             can_accept: negotiation.has_offer_to_accept(),
         };
-        let reply = match deps.llm.play_turn(&context).await {
-            Ok(reply) => reply,
-            Err(e) => return (turns(), Err(e.into())),
-        };
+        let reply =
+            match llm_call::play_turn(&*deps.llm, &context, &deps.call_retry, deadline).await {
+                Ok(reply) => reply,
+                Err(e) => return (turns(), Err(e.into())),
+            };
         let cost = deps.prices.cost(deps.llm.model(), reply.usage);
         let record =
             match engine::record_turn(&negotiation, next, &terms, &reply.raw, reply.usage, cost) {
                 Ok(record) => record,
                 Err(e) => return (turns(), Err(e.into())),
             };
-        if let Err(e) = deps
-            .store
-            .save_turn(&run.id, leased.attempt, deps.lease, &record)
-            .await
-        {
+        if let Err(e) = save_turn(deps, leased, &record).await {
             return (turns(), Err(e.into()));
         }
         queue_call(deps.queue.extend(&run.id, deps.lease).await, "extend");
@@ -230,6 +240,33 @@ async fn play(leased: &LeasedRun, deps: &WorkerDeps) -> (Vec<TurnRecord>, Result
     }
     tracing::info!(outcome = %outcome, rounds = totals.rounds, cost_usd = totals.cost, "run completed");
     (turns, Ok(Ended::Finished))
+}
+
+/// Stores a paid turn, retrying a failed store a few times so a database hiccup does not make
+/// the next attempt ask the LLM for this turn again.
+async fn save_turn(
+    deps: &WorkerDeps,
+    leased: &LeasedRun,
+    record: &TurnRecord,
+) -> Result<(), StoreError> {
+    let mut pause = Duration::from_millis(100);
+    for _ in 0..3 {
+        match deps
+            .store
+            .save_turn(&leased.run.id, leased.attempt, deps.lease, record)
+            .await
+        {
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, turn = record.turn, "storing a turn failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 4;
+            }
+            other => return other,
+        }
+    }
+    deps.store
+        .save_turn(&leased.run.id, leased.attempt, deps.lease, record)
+        .await
 }
 
 async fn load_scenario(store: &Store, negotiation_id: &str) -> Result<Scenario, RunError> {

@@ -4,6 +4,7 @@ pub mod backend;
 pub mod cli;
 pub mod failure;
 pub mod handler;
+pub mod llm_call;
 pub mod reconciler;
 
 use std::collections::VecDeque;
@@ -35,6 +36,8 @@ pub struct WorkerDeps {
     /// Jobs fetched per queue round trip.
     pub prefetch: usize,
     pub retry: RetryConfig,
+    pub call_retry: llm_call::CallRetry,
+    pub run_timeout: Duration,
     pub reconcile_interval: Duration,
     /// Flips to true when the worker stops taking jobs; handlers park their runs.
     pub stopping: watch::Receiver<bool>,
@@ -110,6 +113,12 @@ pub fn deps_from_config(
         lease: config.lease_timeout,
         prefetch: config.worker_concurrency.clamp(1, MAX_PREFETCH),
         retry: config.retry,
+        call_retry: llm_call::CallRetry {
+            retries: config.llm.call_retries,
+            base: config.llm.call_retry_base,
+            cap: config.llm.call_retry_cap,
+        },
+        run_timeout: config.run_timeout,
         reconcile_interval: config.reconcile_interval,
         stopping,
         fetched: Mutex::default(),

@@ -188,12 +188,67 @@ pub fn classify_status(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> 
     }
 }
 
+/// The longest wait the provider asked for: `Retry-After` (seconds) or the
+/// `x-ratelimit-reset-requests` / `x-ratelimit-reset-tokens` durations (`1s`, `6m0s`, `20ms`).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value
-        .trim()
-        .parse::<f64>()
-        .ok()
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let seconds = header("retry-after")
+        .and_then(|v| v.parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .map(Duration::from_secs_f64);
+    let resets = ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
+        .into_iter()
+        .filter_map(|name| header(name).and_then(parse_reset));
+    seconds.into_iter().chain(resets).max()
+}
+
+/// Parses a duration written as number-unit pairs: `1s`, `6m0s`, `1h2m`, `250ms`, `0.5s`.
+pub fn parse_reset(text: &str) -> Option<Duration> {
+    let mut total = 0.0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let value: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    (total.is_finite() && total > 0.0).then(|| Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_headers_parse_as_durations() {
+        assert_eq!(parse_reset("1s"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_reset("6m0s"), Some(Duration::from_secs(360)));
+        assert_eq!(parse_reset("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_reset("0.5s"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_reset("soon"), None);
+    }
+
+    #[test]
+    fn the_longest_requested_wait_wins() {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", "2".parse().expect("header"));
+        headers.insert("x-ratelimit-reset-tokens", "7s".parse().expect("header"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+    }
 }

@@ -1,0 +1,162 @@
+//! Call-level retries of one LLM turn: exponential backoff with full jitter, never sooner than
+//! the provider asked, only for transient errors. The job-level backoff takes over after.
+
+use std::time::Duration;
+
+use arian_core::llm::{LlmError, LlmProvider, LlmReply, TurnContext};
+use tokio_retry::strategy::{ExponentialBackoff, jitter};
+
+/// How a worker retries a failing call before giving the run back to the queue.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallRetry {
+    pub retries: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl CallRetry {
+    /// Full-jitter delays: a random wait up to base x 2^(n-1), capped.
+    fn delays(&self) -> impl Iterator<Item = Duration> {
+        let base_ms = self.base.as_millis().max(2) as u64;
+        ExponentialBackoff::from_millis(2)
+            .factor(base_ms / 2)
+            .max_delay(self.cap)
+            .map(jitter)
+            .take(self.retries as usize)
+    }
+}
+
+/// Plays one turn, retrying transient failures. `deadline` bounds the total wait.
+pub async fn play_turn(
+    llm: &dyn LlmProvider,
+    context: &TurnContext<'_>,
+    policy: &CallRetry,
+    deadline: tokio::time::Instant,
+) -> Result<LlmReply, LlmError> {
+    let mut delays = policy.delays();
+    let mut attempt = 1;
+    loop {
+        let error = match llm.play_turn(context).await {
+            Ok(reply) => return Ok(reply),
+            Err(error) if error.is_transient() => error,
+            Err(error) => return Err(error),
+        };
+        let Some(backoff) = delays.next() else {
+            return Err(error);
+        };
+        let delay = error
+            .retry_after()
+            .map_or(backoff, |floor| backoff.max(floor));
+        if tokio::time::Instant::now() + delay > deadline {
+            return Err(error);
+        }
+        tracing::warn!(
+            run_id = context.run_id,
+            turn = context.next.turn,
+            attempt,
+            delay_ms = delay.as_millis() as u64,
+            error = %error,
+            "LLM call failed; retrying"
+        );
+        tokio::time::sleep(delay).await;
+        attempt += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use arian_core::domain::{Catalog, Speaker, TokenUsage};
+    use arian_core::engine::{Negotiation, Terms};
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    use super::*;
+
+    /// Fails with the queued errors, then answers.
+    struct Scripted {
+        errors: Mutex<VecDeque<LlmError>>,
+        calls: Mutex<u32>,
+    }
+
+    #[async_trait]
+    impl LlmProvider for Scripted {
+        fn model(&self) -> &str {
+            "test"
+        }
+
+        async fn play_turn(&self, _: &TurnContext<'_>) -> Result<LlmReply, LlmError> {
+            *self.calls.lock().expect("lock") += 1;
+            match self.errors.lock().expect("lock").pop_front() {
+                Some(error) => Err(error),
+                None => Ok(LlmReply {
+                    raw: json!({}),
+                    usage: TokenUsage::default(),
+                }),
+            }
+        }
+    }
+
+    async fn run(
+        errors: Vec<LlmError>,
+        retries: u32,
+    ) -> (Result<LlmReply, LlmError>, u32, Duration) {
+        let catalog = Catalog::builtin();
+        let (_, text) = arian_core::scenario_file::SHIPPED[0];
+        let value: serde_json::Value = serde_json::from_str(text).expect("scenario");
+        let scenario = arian_core::scenario_file::input_from_file(&value)
+            .expect("shape")
+            .validate(&catalog)
+            .expect("valid");
+        let negotiation = Negotiation::new(&scenario);
+        let terms = Terms::for_speaker(&scenario, Speaker::User);
+        let context = TurnContext {
+            run_id: "run",
+            scenario: &scenario,
+            technique: catalog
+                .technique("technique.legitimieren")
+                .expect("technique"),
+            tactic: catalog.tactic("tactic.zeitdruck").expect("tactic"),
+            personality: None,
+            next: negotiation.next_turn().expect("turn"),
+            history: &[],
+            terms: &terms,
+            can_accept: false,
+        };
+        let provider = Scripted {
+            errors: Mutex::new(errors.into()),
+            calls: Mutex::new(0),
+        };
+        let policy = CallRetry {
+            retries,
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(40),
+        };
+        let started = tokio::time::Instant::now();
+        let deadline = started + Duration::from_secs(10);
+        let result = play_turn(&provider, &context, &policy, deadline).await;
+        let calls = *provider.calls.lock().expect("lock");
+        (result, calls, started.elapsed())
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_retried_and_retry_after_is_a_floor() {
+        let limited = LlmError::RateLimited {
+            retry_after: Some(Duration::from_millis(150)),
+        };
+        let (result, calls, elapsed) = run(vec![LlmError::Server(502), limited], 3).await;
+        assert!(result.is_ok());
+        assert_eq!(calls, 3);
+        assert!(elapsed >= Duration::from_millis(150), "{elapsed:?}");
+    }
+
+    #[tokio::test]
+    async fn retries_run_out_and_fatal_errors_are_not_retried() {
+        let (result, calls, _) = run(vec![LlmError::Timeout; 5], 2).await;
+        assert_eq!((result.err(), calls), (Some(LlmError::Timeout), 3));
+        let (result, calls, _) = run(vec![LlmError::QuotaExhausted], 3).await;
+        assert_eq!((result.err(), calls), (Some(LlmError::QuotaExhausted), 1));
+    }
+}

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261204_000001_create_schema;
 mod m20261204_000002_seed_catalog;
 mod m20261204_000003_batch_request_hash;
+mod m20261204_000004_turn_reasks;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_create_schema::Migration),
             Box::new(m20261204_000002_seed_catalog::Migration),
             Box::new(m20261204_000003_batch_request_hash::Migration),
+            Box::new(m20261204_000004_turn_reasks::Migration),
         ]
     }
 }

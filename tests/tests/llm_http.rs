@@ -46,6 +46,7 @@ async fn play_first_turn(provider: &OpenAiProvider) -> Result<arian_core::llm::L
         history: negotiation.turns(),
         terms: &terms,
         can_accept: false,
+        correction: None,
     };
     provider.play_turn(&context).await
 }
@@ -149,9 +150,6 @@ async fn openai_provider_classifies_error_answers() {
             Arc::new(|_, _| (StatusCode::OK, axum::Json(json!({"choices": []}))).into_response()),
             |e| matches!(e, LlmError::Malformed(_)),
         ),
-        (Arc::new(|_, _| completion("no json here", 1, 1)), |e| {
-            matches!(e, LlmError::Malformed(_))
-        }),
     ];
     for (index, (script, expected)) in cases.into_iter().enumerate() {
         let fake = FakeLlm::start(script).await;
@@ -287,6 +285,75 @@ async fn call_level_retries_ride_out_a_429_and_a_503_within_one_attempt() -> any
         "the call-level retries kept the first attempt"
     );
     assert_eq!(fake.calls(), 6, "two failed calls, then four turns");
+    workers.shutdown().await;
+    backing.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unusable_answer_is_asked_again_once_and_both_calls_are_paid() -> anyhow::Result<()> {
+    let sloppy: Script = Arc::new(|n, request| match n {
+        0 => completion("Sure! Here is my offer: fifteen percent off.", 200, 50),
+        _ => completion(&negotiating_turn(request).to_string(), 300, 120),
+    });
+    let fake = FakeLlm::start(sloppy).await;
+    let backing = Backing::embedded();
+    let config = backing.config(&[
+        ("LLM_PROVIDER", "openai"),
+        ("LLM_API_KEY", "sk-test"),
+        ("LLM_BASE_URL", &fake.base_url),
+    ]);
+    let app = TestApp::spawn(config).await?;
+    let workers = app.workers(1)?;
+    let token = app.register("reaskuser").await?;
+    let (_, created) = app
+        .post(&token, "/api/negotiations", &scenario_body("01"))
+        .await?;
+    let id = created["data"]["id"].as_str().expect("id");
+    let body = json!({"techniques": ["technique.tauschhandel"], "tactics": ["tactic.zeitdruck"]});
+    let (_, batch) = app
+        .post(&token, &format!("/api/simulations/queue/{id}"), &body)
+        .await?;
+    let queue_id = batch["queueId"].as_str().expect("queue id");
+    app.post(
+        &token,
+        &format!("/api/simulations/queue/{queue_id}/start"),
+        &json!({}),
+    )
+    .await?;
+    let status = app
+        .wait_for_batch(&token, queue_id, Duration::from_secs(30))
+        .await?;
+    assert_eq!(status["status"], "completed", "{status}");
+    let (_, runs) = app
+        .get(&token, &format!("/api/simulations/queue/{queue_id}/runs"))
+        .await?;
+    let run_id = runs["data"][0]["id"].as_str().expect("run id");
+    let (_, detail) = app
+        .get(&token, &format!("/api/simulation-runs/{run_id}"))
+        .await?;
+    let first = &detail["data"]["turns"][0];
+    assert_eq!(first["reasks"], 1);
+    assert_eq!(
+        (
+            first["inputTokens"].as_i64(),
+            first["outputTokens"].as_i64()
+        ),
+        (Some(500), Some(170))
+    );
+    let correction = fake.requests()[1]["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        correction["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("could not be used"),
+        "{correction}"
+    );
+    assert_eq!(fake.calls(), 5);
     workers.shutdown().await;
     backing.cleanup().await;
     Ok(())

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::*;
-use arian_core::domain::{BatchStatus, RunStatus, Scenario, TurnRecord};
+use arian_core::domain::{BatchStatus, RunStatus, Scenario, TokenUsage, TurnRecord};
 use arian_core::engine::{self, Negotiation, Terms, evaluate};
-use arian_core::llm::TurnContext;
+use arian_core::llm::{LlmError, TurnContext};
 use arian_core::queue::{AckOutcome, QueueError, RunJob};
 use arian_core::store::{LeaseOutcome, LeasedRun, RunTotals, Store, StoreError};
 use chrono::Utc;
@@ -19,6 +19,9 @@ use tracing::Instrument;
 use crate::WorkerDeps;
 use crate::failure::{Decision, RunError, decide};
 use crate::llm_call;
+
+/// How often a turn is asked again after an unusable answer.
+const MAX_REASKS: u32 = 1;
 
 /// How an attempt that did not error ended.
 enum Ended {
@@ -194,18 +197,12 @@ async fn play(leased: &LeasedRun, deps: &WorkerDeps) -> (Vec<TurnRecord>, Result
             history: negotiation.turns(),
             terms: &terms,
             can_accept: negotiation.has_offer_to_accept(),
+            correction: None,
         };
-        let reply =
-            match llm_call::play_turn(&*deps.llm, &context, &deps.call_retry, deadline).await {
-                Ok(reply) => reply,
-                Err(e) => return (turns(), Err(e.into())),
-            };
-        let cost = deps.prices.cost(deps.llm.model(), reply.usage);
-        let record =
-            match engine::record_turn(&negotiation, next, &terms, &reply.raw, reply.usage, cost) {
-                Ok(record) => record,
-                Err(e) => return (turns(), Err(e.into())),
-            };
+        let record = match ask(deps, context, &negotiation, deadline).await {
+            Ok(record) => record,
+            Err(e) => return (turns(), Err(e)),
+        };
         if let Err(e) = save_turn(deps, leased, &record).await {
             return (turns(), Err(e.into()));
         }
@@ -240,6 +237,59 @@ async fn play(leased: &LeasedRun, deps: &WorkerDeps) -> (Vec<TurnRecord>, Result
     }
     tracing::info!(outcome = %outcome, rounds = totals.rounds, cost_usd = totals.cost, "run completed");
     (turns, Ok(Ended::Finished))
+}
+
+/// Asks for one turn. An answer that cannot be used (not JSON, missing fields) is asked for
+/// once more with a short correction; both calls are paid and counted in the turn.
+async fn ask(
+    deps: &WorkerDeps,
+    context: TurnContext<'_>,
+    negotiation: &Negotiation,
+    deadline: tokio::time::Instant,
+) -> Result<TurnRecord, RunError> {
+    let mut usage = TokenUsage::default();
+    let mut cost = 0.0;
+    let mut problem: Option<String> = None;
+    for reasks in 0..=MAX_REASKS {
+        let context = TurnContext {
+            correction: problem.as_deref(),
+            ..context
+        };
+        let reply = match llm_call::play_turn(&*deps.llm, &context, &deps.call_retry, deadline)
+            .await
+        {
+            Ok(reply) => reply,
+            Err(LlmError::Malformed(reason)) if reasks < MAX_REASKS => {
+                tracing::warn!(turn = context.next.turn, %reason, "unusable answer; asking again");
+                problem = Some(reason);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        usage += reply.usage;
+        cost += deps.prices.cost(deps.llm.model(), reply.usage);
+        match engine::record_turn(
+            negotiation,
+            context.next,
+            context.terms,
+            &reply.raw,
+            usage,
+            cost,
+        ) {
+            Ok(mut record) => {
+                record.reasks = reasks;
+                return Ok(record);
+            }
+            Err(malformed) if reasks < MAX_REASKS => {
+                tracing::warn!(turn = context.next.turn, reason = %malformed, "unusable answer; asking again");
+                problem = Some(malformed.0);
+            }
+            Err(malformed) => return Err(malformed.into()),
+        }
+    }
+    Err(RunError::Llm(LlmError::Malformed(
+        problem.unwrap_or_default(),
+    )))
 }
 
 /// Stores a paid turn, retrying a failed store a few times so a database hiccup does not make

@@ -1,5 +1,6 @@
 //! Call-level retries of one LLM turn: exponential backoff with full jitter, never sooner than
-//! the provider asked, only for transient errors. The job-level backoff takes over after.
+//! the provider asked, only for transient errors other than malformed output (which the handler
+//! asks again with a correction). The job-level backoff takes over after.
 
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ pub async fn play_turn(
     loop {
         let error = match llm.play_turn(context).await {
             Ok(reply) => return Ok(reply),
+            // Unusable output is asked again with a correction by the caller, not repeated.
+            Err(error @ LlmError::Malformed(_)) => return Err(error),
             Err(error) if error.is_transient() => error,
             Err(error) => return Err(error),
         };
@@ -124,6 +127,7 @@ mod tests {
             history: &[],
             terms: &terms,
             can_accept: false,
+            correction: None,
         };
         let provider = Scripted {
             errors: Mutex::new(errors.into()),

@@ -31,7 +31,8 @@ pub async fn get(
                 "confidence": t.confidence, "internalAnalysis": t.internal_analysis,
                 "batnaAssessment": t.batna_assessment, "walkAwayThreshold": t.walk_away_threshold,
                 "inputTokens": t.input_tokens, "outputTokens": t.output_tokens, "cost": t.cost,
-                "repairs": t.repairs, "createdAt": t.created_at,
+                "repairs": t.repairs,
+                "reasks": t.reasks, "createdAt": t.created_at,
             })
         })
         .collect();

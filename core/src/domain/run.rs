@@ -154,4 +154,6 @@ pub struct TurnRecord {
     pub cost_usd: f64,
     /// How many values the engine had to clamp or fill in.
     pub repairs: u32,
+    /// How often the model was asked again after an answer that could not be used.
+    pub reasks: u32,
 }

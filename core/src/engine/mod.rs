@@ -43,6 +43,7 @@ pub fn record_turn(
         usage,
         cost_usd,
         repairs: repaired.repairs,
+        reasks: 0,
     })
 }
 

@@ -33,6 +33,7 @@ fn turn(negotiation: &Negotiation, action: Action, offer: &[(&str, f64)]) -> Tur
         usage: TokenUsage::default(),
         cost_usd: 0.0,
         repairs: 0,
+        reasks: 0,
     }
 }
 

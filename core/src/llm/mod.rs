@@ -30,6 +30,8 @@ pub struct TurnContext<'a> {
     /// The terms the speaking agent may offer, with its own targets and bounds.
     pub terms: &'a Terms,
     pub can_accept: bool,
+    /// Set when the previous answer for this turn was unusable: why, to tell the model.
+    pub correction: Option<&'a str>,
 }
 
 /// A provider's answer: the raw structured output (validated by the engine) and its tokens.

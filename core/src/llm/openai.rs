@@ -101,7 +101,9 @@ impl LlmProvider for OpenAiProvider {
             .pointer("/choices/0/message/content")
             .and_then(Value::as_str)
             .ok_or_else(|| LlmError::Malformed("no choices[0].message.content".into()))?;
-        let raw = parse_content(content)?;
+        // Content that is not a JSON object still cost tokens: hand it over as text, and the
+        // engine's validation rejects it (and the handler asks again), counting the usage.
+        let raw = parse_content(content).unwrap_or_else(|_| Value::String(content.to_string()));
         let usage = match (
             body.pointer("/usage/prompt_tokens").and_then(Value::as_u64),
             body.pointer("/usage/completion_tokens")

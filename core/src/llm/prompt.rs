@@ -31,6 +31,13 @@ pub fn turn_messages(context: &TurnContext<'_>) -> Vec<Value> {
         context.next.round, context.scenario.max_rounds
     );
     messages.push(json!({"role": "user", "content": instruction}));
+    if let Some(problem) = context.correction {
+        let correction = format!(
+            "Your previous answer could not be used ({problem}). Reply again with one JSON object \
+             that follows the schema exactly."
+        );
+        messages.push(json!({"role": "user", "content": correction}));
+    }
     messages
 }
 

@@ -202,6 +202,7 @@ impl Store {
             output_tokens: Set(turn.usage.output as i64),
             cost: Set(turn.cost_usd),
             repairs: Set(turn.repairs as i32),
+            reasks: Set(turn.reasks as i32),
             created_at: Set(now()),
         };
         run_turn::Entity::insert(row)
@@ -339,5 +340,6 @@ fn turn_from_row(row: run_turn::Model) -> StoreResult<TurnRecord> {
         },
         cost_usd: row.cost,
         repairs: row.repairs as u32,
+        reasks: row.reasks as u32,
     })
 }

@@ -23,6 +23,7 @@ pub struct Model {
     pub output_tokens: i64,
     pub cost: f64,
     pub repairs: i32,
+    pub reasks: i32,
     pub created_at: DateTimeUtc,
 }
 

@@ -59,8 +59,7 @@ pub fn spawn_workers(
         let (worker_stop, worker_stopping) = watch::channel(false);
         let deps = Arc::new(arian_worker::deps_from_config(
             config,
-            services.store.clone(),
-            services.queue.clone(),
+            services,
             llm.clone(),
             worker_stopping,
         ));

@@ -77,6 +77,7 @@ pub struct Config {
     pub reconcile_interval: Duration,
     /// A run still unfinished this long after it started fails.
     pub run_timeout: Duration,
+    pub breaker: crate::breaker::BreakerConfig,
     pub retry: RetryConfig,
     pub log_json: bool,
     /// Mark auth cookies `Secure`; off only for plain-HTTP local development.
@@ -210,6 +211,11 @@ impl Config {
                 3_600,
             )?),
             run_timeout: Duration::from_secs(number("RUN_TIMEOUT_SECS", 1_800, 1, 604_800)?),
+            breaker: crate::breaker::BreakerConfig {
+                threshold: number("BREAKER_FAILURE_THRESHOLD", 5, 1, 1_000)? as u32,
+                open_for: Duration::from_secs(number("BREAKER_OPEN_SECS", 30, 1, 3_600)?),
+                probe_for: Duration::from_secs(number("LLM_TIMEOUT_SECS", 60, 1, 3_600)? + 5),
+            },
             retry: RetryConfig {
                 max_attempts: number("MAX_ATTEMPTS", 3, 1, 100)? as u32,
                 base: Duration::from_millis(number("RETRY_BASE_MS", 2_000, 1, 3_600_000)?),

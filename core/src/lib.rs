@@ -1,6 +1,7 @@
 //! Arian's core: domain types, the negotiation engine, the LLM port with its providers, and the
 //! queue and store adapters. The domain and engine modules do no I/O.
 
+pub mod breaker;
 pub mod config;
 pub mod domain;
 pub mod engine;

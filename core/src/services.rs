@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::config::Config;
+use crate::breaker::{CircuitBreaker, LocalBreaker, RedisBreaker};
+use crate::config::{Config, LlmProviderKind};
 use crate::queue::{JobQueue, MemoryQueue, RedisQueue};
 use crate::store::Store;
 
@@ -14,6 +15,8 @@ use crate::store::Store;
 pub struct Services {
     pub store: Store,
     pub queue: Arc<dyn JobQueue>,
+    /// The circuit breaker of the configured provider and model.
+    pub breaker: Arc<dyn CircuitBreaker>,
     pub embedded: bool,
 }
 
@@ -31,9 +34,21 @@ pub async fn connect(config: &Config, sqlite_path: &str) -> anyhow::Result<Servi
                 config.worker_concurrency + 8,
             )
             .context("configuring REDIS_URL")?;
+            let provider = match config.llm.provider {
+                LlmProviderKind::Simulated => "simulated",
+                LlmProviderKind::OpenAi => "openai",
+            };
+            let breaker = RedisBreaker::new(
+                queue.clone(),
+                &config.redis_prefix,
+                provider,
+                &config.llm.model,
+                config.breaker,
+            );
             Ok(Services {
                 store,
                 queue: Arc::new(queue),
+                breaker: Arc::new(breaker),
                 embedded: false,
             })
         }
@@ -45,6 +60,7 @@ pub async fn connect(config: &Config, sqlite_path: &str) -> anyhow::Result<Servi
             Ok(Services {
                 store,
                 queue: Arc::new(MemoryQueue::new()),
+                breaker: Arc::new(LocalBreaker::new(config.breaker)),
                 embedded: true,
             })
         }

@@ -725,3 +725,56 @@ async fn max_concurrent_holds_across_all_workers() -> anyhow::Result<()> {
     rig.backing.cleanup().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_provider_outage_opens_the_shared_breaker_and_the_batch_resumes_by_itself()
+-> anyhow::Result<()> {
+    let settings = [
+        ("BREAKER_FAILURE_THRESHOLD", "5"),
+        ("BREAKER_OPEN_SECS", "2"),
+        ("LLM_RETRY_BASE_MS", "50"),
+        ("MAX_ATTEMPTS", "3"),
+    ];
+    let rig = Rig::new(
+        Backing::distributed().await?,
+        Behaviour::Fail { status: 503 },
+        &settings,
+    )
+    .await?;
+    let _a = rig.worker()?;
+    let _b = rig.worker()?;
+    let queue_id = rig
+        .start_batch(json!({"repetitions": 2, "maxConcurrent": 20}))
+        .await?;
+
+    // Down for six seconds: the breaker opens after five failures across both workers, then
+    // lets one probe through every two seconds.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let calls_while_down = rig.llm.total_calls();
+    println!("breaker: {calls_while_down} calls reached the provider during a 6 s outage");
+    assert!(
+        calls_while_down <= 5 + 6,
+        "{calls_while_down} calls while the provider was down"
+    );
+    let failed = rig
+        .app
+        .services
+        .store
+        .run_counts(&queue_id)
+        .await?
+        .get(RunStatus::Failed);
+    assert_eq!(failed, 0, "no run fails while the circuit is open");
+
+    let back = Instant::now();
+    rig.llm.set_behaviour(SLOW);
+    rig.drain(&queue_id, Duration::from_secs(60)).await?;
+    println!(
+        "breaker: the batch finished {:?} after the provider came back",
+        back.elapsed()
+    );
+    let ledger = rig.ledger("provider-outage-breaker", &queue_id).await?;
+    assert_clean(&ledger, 12);
+    assert_eq!(ledger.completed, 12);
+    rig.backing.cleanup().await;
+    Ok(())
+}

@@ -66,13 +66,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let services = connect(&config, &config.sqlite_path).await?;
     let llm = provider_from_config(&config.llm).context("configuring the LLM provider")?;
     let (stop, stopping) = watch::channel(false);
-    let deps = Arc::new(crate::deps_from_config(
-        &config,
-        services.store,
-        services.queue,
-        llm,
-        stopping,
-    ));
+    let deps = Arc::new(crate::deps_from_config(&config, &services, llm, stopping));
     crate::run(
         deps,
         config.worker_concurrency,

@@ -30,6 +30,8 @@ pub enum Decision {
     RetryAt(DateTime<Utc>),
     /// End the run as failed with this reason.
     Fail(String),
+    /// Wait until this time without spending an attempt: the provider's circuit is open.
+    Park(DateTime<Utc>),
 }
 
 impl RunError {
@@ -56,6 +58,10 @@ impl RunError {
 /// Transient errors retry with exponential backoff and jitter while attempts remain, waiting at
 /// least what the provider asked for; everything else fails the run.
 pub fn decide(error: &RunError, attempt: u32, max_attempts: u32, policy: &RetryConfig) -> Decision {
+    if let RunError::Llm(LlmError::CircuitOpen { retry_after }) = error {
+        let wait = chrono::Duration::from_std(*retry_after).unwrap_or_default();
+        return Decision::Park(Utc::now() + wait);
+    }
     if !error.is_transient() {
         return Decision::Fail(error.reason());
     }

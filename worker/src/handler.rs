@@ -123,6 +123,17 @@ async fn fail_or_retry(
                 queue_call(deps.queue.retry_at(job, due).await, "retry_at");
             }
         }
+        Decision::Park(until) => {
+            tracing::info!(until = %until, "provider circuit open; run waits without spending an attempt");
+            if deps
+                .store
+                .park_run(leased, &error.reason(), until)
+                .await
+                .is_ok()
+            {
+                queue_call(deps.queue.retry_at(job, until).await, "retry_at");
+            }
+        }
         Decision::Fail(reason) => {
             tracing::error!(%reason, "run failed");
             if deps
@@ -255,8 +266,14 @@ async fn ask(
             correction: problem.as_deref(),
             ..context
         };
-        let reply = match llm_call::play_turn(&*deps.llm, &context, &deps.call_retry, deadline)
-            .await
+        let reply = match llm_call::play_turn(
+            &*deps.llm,
+            &*deps.breaker,
+            &context,
+            &deps.call_retry,
+            deadline,
+        )
+        .await
         {
             Ok(reply) => reply,
             Err(LlmError::Malformed(reason)) if reasks < MAX_REASKS => {

@@ -18,6 +18,7 @@ use arian_core::config::{Config, RetryConfig};
 use arian_core::engine::PriceTable;
 use arian_core::llm::LlmProvider;
 use arian_core::queue::{Delivery, JobQueue};
+use arian_core::services::Services;
 use arian_core::store::Store;
 use tokio::sync::watch;
 
@@ -30,6 +31,7 @@ pub struct WorkerDeps {
     pub store: Store,
     pub queue: Arc<dyn JobQueue>,
     pub llm: Arc<dyn LlmProvider>,
+    pub breaker: Arc<dyn arian_core::breaker::CircuitBreaker>,
     pub catalog: Catalog,
     pub prices: PriceTable,
     pub lease: Duration,
@@ -98,16 +100,16 @@ pub fn worker_id() -> String {
 /// Settings a worker takes from the configuration.
 pub fn deps_from_config(
     config: &Config,
-    store: Store,
-    queue: Arc<dyn JobQueue>,
+    services: &Services,
     llm: Arc<dyn LlmProvider>,
     stopping: watch::Receiver<bool>,
 ) -> WorkerDeps {
     WorkerDeps {
         worker_id: worker_id(),
-        store,
-        queue,
+        store: services.store.clone(),
+        queue: services.queue.clone(),
         llm,
+        breaker: services.breaker.clone(),
         catalog: Catalog::builtin(),
         prices: PriceTable::default(),
         lease: config.lease_timeout,

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use arian_core::breaker::{Admission, CircuitBreaker};
 use arian_core::llm::{LlmError, LlmProvider, LlmReply, TurnContext};
 use tokio_retry::strategy::{ExponentialBackoff, jitter};
 
@@ -27,9 +28,11 @@ impl CallRetry {
     }
 }
 
-/// Plays one turn, retrying transient failures. `deadline` bounds the total wait.
+/// Plays one turn, retrying transient failures. `deadline` bounds the total wait. While the
+/// shared circuit is open no call is made: the caller gets `CircuitOpen` with the time to wait.
 pub async fn play_turn(
     llm: &dyn LlmProvider,
+    breaker: &dyn CircuitBreaker,
     context: &TurnContext<'_>,
     policy: &CallRetry,
     deadline: tokio::time::Instant,
@@ -37,7 +40,18 @@ pub async fn play_turn(
     let mut delays = policy.delays();
     let mut attempt = 1;
     loop {
-        let error = match llm.play_turn(context).await {
+        match breaker.admit().await {
+            Ok(Admission::Open(until)) => {
+                let retry_after = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+                return Err(LlmError::CircuitOpen { retry_after });
+            }
+            Ok(_) => {}
+            // Without Redis the breaker cannot be read; the call itself will tell.
+            Err(e) => tracing::debug!(error = %e, "circuit breaker unavailable"),
+        }
+        let result = llm.play_turn(context).await;
+        record(breaker, &result).await;
+        let error = match result {
             Ok(reply) => return Ok(reply),
             // Unusable output is asked again with a correction by the caller, not repeated.
             Err(error @ LlmError::Malformed(_)) => return Err(error),
@@ -63,6 +77,26 @@ pub async fn play_turn(
         );
         tokio::time::sleep(delay).await;
         attempt += 1;
+    }
+}
+
+/// Counts the call toward the circuit: a success closes it, an outage failure counts toward
+/// opening it; other errors (rate limits, bad requests) say the provider is up and count neither.
+async fn record(breaker: &dyn CircuitBreaker, result: &Result<LlmReply, LlmError>) {
+    let success = match result {
+        Ok(_) => true,
+        Err(error) if error.trips_breaker() => false,
+        Err(_) => return,
+    };
+    match breaker.record(success).await {
+        Ok(Some(transition)) if transition.to == "open" => {
+            tracing::warn!(from = %transition.from, to = %transition.to, "circuit breaker opened");
+        }
+        Ok(Some(transition)) => {
+            tracing::info!(from = %transition.from, to = %transition.to, "circuit breaker changed state");
+        }
+        Ok(None) => {}
+        Err(e) => tracing::debug!(error = %e, "circuit breaker unavailable"),
     }
 }
 
@@ -140,7 +174,12 @@ mod tests {
         };
         let started = tokio::time::Instant::now();
         let deadline = started + Duration::from_secs(10);
-        let result = play_turn(&provider, &context, &policy, deadline).await;
+        let breaker = arian_core::breaker::LocalBreaker::new(arian_core::breaker::BreakerConfig {
+            threshold: 100,
+            open_for: Duration::from_secs(30),
+            probe_for: Duration::from_secs(30),
+        });
+        let result = play_turn(&provider, &breaker, &context, &policy, deadline).await;
         let calls = *provider.calls.lock().expect("lock");
         (result, calls, started.elapsed())
     }

@@ -64,6 +64,8 @@ pub enum LlmError {
     BadRequest { status: u16, kind: String },
     #[error("malformed provider response: {0}")]
     Malformed(String),
+    #[error("circuit open for this provider and model")]
+    CircuitOpen { retry_after: Duration },
 }
 
 impl LlmError {
@@ -76,6 +78,15 @@ impl LlmError {
                 | LlmError::Timeout
                 | LlmError::Connection(_)
                 | LlmError::Malformed(_)
+                | LlmError::CircuitOpen { .. }
+        )
+    }
+
+    /// Errors that say the provider is down or unusable: they count toward opening the circuit.
+    pub fn trips_breaker(&self) -> bool {
+        matches!(
+            self,
+            LlmError::Server(_) | LlmError::Timeout | LlmError::Connection(_) | LlmError::Auth(_)
         )
     }
 
@@ -83,6 +94,7 @@ impl LlmError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             LlmError::RateLimited { retry_after } => *retry_after,
+            LlmError::CircuitOpen { retry_after } => Some(*retry_after),
             _ => None,
         }
     }

@@ -143,6 +143,21 @@ impl RedisQueue {
         Ok(())
     }
 
+    /// Runs a prepared script on the queue's pool within the command timeout.
+    pub async fn run_script<T: redis::FromRedisValue + Send>(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<T, QueueError> {
+        Self::timed(COMMAND_TIMEOUT, async {
+            let mut conn = self.conn().await?;
+            invocation
+                .invoke_async(&mut *conn)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
     /// Dead letters with their reasons, for operators.
     pub async fn dead_letters(&self) -> Result<Vec<(String, String)>, QueueError> {
         let mut conn = self.conn().await?;

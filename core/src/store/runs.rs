@@ -230,6 +230,27 @@ impl Store {
         self.unlease(update, leased).await
     }
 
+    /// Parks a run until `until` without spending its attempt, as an open circuit does.
+    pub async fn park_run(
+        &self,
+        leased: &LeasedRun,
+        reason: &str,
+        until: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let update = run::Entity::update_many()
+            .col_expr(
+                run::Column::Status,
+                Expr::value(RunStatus::RetryWait.as_str()),
+            )
+            .col_expr(run::Column::LastError, Expr::value(reason))
+            .col_expr(run::Column::NextAttemptAt, Expr::value(until))
+            .col_expr(
+                run::Column::MaxAttempts,
+                Expr::col(run::Column::MaxAttempts).add(1),
+            );
+        self.unlease(update, leased).await
+    }
+
     /// Gives a run back to the queue, as a worker that shuts down does; the next attempt
     /// resumes from the stored turns.
     ///

@@ -107,11 +107,7 @@ async fn noop_drain(
     let (stop, stopping) = watch::channel(false);
     let llm = arian_core::llm::provider_from_config(&config.llm)?;
     let deps = Arc::new(arian_worker::deps_from_config(
-        &config,
-        services.store.clone(),
-        services.queue.clone(),
-        llm,
-        stopping,
+        &config, &services, llm, stopping,
     ));
     let done = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();

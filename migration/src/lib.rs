@@ -6,6 +6,7 @@ mod m20261204_000001_create_schema;
 mod m20261204_000002_seed_catalog;
 mod m20261204_000003_batch_request_hash;
 mod m20261204_000004_turn_reasks;
+mod m20261204_000005_batch_budget;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000002_seed_catalog::Migration),
             Box::new(m20261204_000003_batch_request_hash::Migration),
             Box::new(m20261204_000004_turn_reasks::Migration),
+            Box::new(m20261204_000005_batch_budget::Migration),
         ]
     }
 }

@@ -778,3 +778,67 @@ async fn a_provider_outage_opens_the_shared_breaker_and_the_batch_resumes_by_its
     rig.backing.cleanup().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_budget_stops_the_batch_within_one_turn_per_run_in_flight() -> anyhow::Result<()> {
+    let settings = [
+        ("NEGOTIATION_MODEL", "gpt-4o"),
+        ("WORKER_CONCURRENCY", "25"),
+    ];
+    let behaviour = Behaviour::Negotiate {
+        delay: Duration::from_millis(50),
+    };
+    let rig = Rig::new(Backing::distributed().await?, behaviour, &settings).await?;
+    let _a = rig.worker()?;
+    let _b = rig.worker()?;
+    let budget = 0.50;
+    let queue_id = rig
+        .start_batch(json!({"repetitions": 20, "maxConcurrent": 50, "budgetUsd": budget}))
+        .await?;
+    rig.drain(&queue_id, Duration::from_secs(60)).await?;
+
+    let batch = rig
+        .app
+        .services
+        .store
+        .batch_unscoped(&queue_id)
+        .await?
+        .expect("batch");
+    assert_eq!(
+        (batch.status.as_str(), batch.stop_reason.as_deref()),
+        ("stopped", Some("budget_exhausted"))
+    );
+    let spent: f64 = {
+        let db = rig.app.services.store.connection();
+        let sql = format!(
+            "SELECT CAST(SUM(t.cost) AS DOUBLE PRECISION), CAST(MAX(t.cost) AS DOUBLE PRECISION) FROM run_turns t JOIN simulation_runs r ON r.id = t.run_id WHERE r.queue_id = '{queue_id}'"
+        );
+        let row = db
+            .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await?
+            .expect("a row");
+        let (spent, biggest): (f64, f64) = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+        println!(
+            "budget {budget:.2} USD: spent {spent:.4} USD (batch actual_cost {:.4}), largest turn {biggest:.5} USD",
+            batch.actual_cost
+        );
+        assert!(
+            spent <= budget + 50.0 * biggest,
+            "overshoot beyond one turn per run in flight"
+        );
+        assert!(
+            (batch.actual_cost - spent).abs() < 1e-9,
+            "the batch cost is the sum of its stored turns"
+        );
+        spent
+    };
+    assert!(
+        spent > budget * 0.5,
+        "the budget was used, not refused early: {spent}"
+    );
+    let ledger = rig.ledger("budget-0.50-usd", &queue_id).await?;
+    assert_clean(&ledger, 120);
+    assert!(ledger.stopped > 0 && ledger.completed > 0, "{ledger:?}");
+    rig.backing.cleanup().await;
+    Ok(())
+}

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use apalis::prelude::*;
 use arian_core::domain::{BatchStatus, RunStatus, Scenario, TokenUsage, TurnRecord};
+use arian_core::engine::cost::{EXPECTED_OUTPUT_TOKENS, approx_tokens};
 use arian_core::engine::{self, Negotiation, Terms, evaluate};
+use arian_core::llm::prompt::turn_messages;
 use arian_core::llm::{LlmError, TurnContext};
 use arian_core::queue::{AckOutcome, QueueError, RunJob};
 use arian_core::store::{LeaseOutcome, LeasedRun, RunTotals, Store, StoreError};
@@ -22,6 +24,8 @@ use crate::llm_call;
 
 /// How often a turn is asked again after an unusable answer.
 const MAX_REASKS: u32 = 1;
+/// Why a batch stops when its budget cannot pay for the next turn.
+const BUDGET_EXHAUSTED: &str = "budget_exhausted";
 
 /// How an attempt that did not error ended.
 enum Ended {
@@ -210,11 +214,31 @@ async fn play(leased: &LeasedRun, deps: &WorkerDeps) -> (Vec<TurnRecord>, Result
             can_accept: negotiation.has_offer_to_accept(),
             correction: None,
         };
+        // Reserve the turn's expected cost against the batch budget before paying for it.
+        let estimate = estimate_turn_cost(deps, &context);
+        match deps.store.reserve_turn(&run.queue_id, estimate).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    estimate_usd = estimate,
+                    "batch budget exhausted; stopping the batch"
+                );
+                if let Err(e) = deps.store.stop_batch(&run.queue_id, BUDGET_EXHAUSTED).await {
+                    return (turns(), Err(e.into()));
+                }
+                return (turns(), Ok(Ended::Stopped));
+            }
+            Err(e) => return (turns(), Err(e.into())),
+        }
         let record = match ask(deps, context, &negotiation, deadline).await {
             Ok(record) => record,
-            Err(e) => return (turns(), Err(e)),
+            Err(e) => {
+                release(deps, &run.queue_id, estimate).await;
+                return (turns(), Err(e));
+            }
         };
-        if let Err(e) = save_turn(deps, leased, &record).await {
+        if let Err(e) = save_turn(deps, leased, &record, estimate).await {
+            release(deps, &run.queue_id, estimate).await;
             return (turns(), Err(e.into()));
         }
         queue_call(deps.queue.extend(&run.id, deps.lease).await, "extend");
@@ -309,18 +333,40 @@ async fn ask(
     )))
 }
 
+/// The expected cost of one call for this turn: its prompt size and the expected answer.
+fn estimate_turn_cost(deps: &WorkerDeps, context: &TurnContext<'_>) -> f64 {
+    let prompt: u64 = turn_messages(context)
+        .iter()
+        .filter_map(|m| m.get("content").and_then(serde_json::Value::as_str))
+        .map(approx_tokens)
+        .sum();
+    let usage = TokenUsage {
+        input: prompt,
+        output: EXPECTED_OUTPUT_TOKENS,
+    };
+    deps.prices.cost(deps.llm.model(), usage)
+}
+
+/// Gives back a budget reservation whose call was not stored.
+async fn release(deps: &WorkerDeps, batch_id: &str, estimate: f64) {
+    if let Err(e) = deps.store.release_reservation(batch_id, estimate).await {
+        tracing::warn!(error = %e, "could not release a budget reservation");
+    }
+}
+
 /// Stores a paid turn, retrying a failed store a few times so a database hiccup does not make
 /// the next attempt ask the LLM for this turn again.
 async fn save_turn(
     deps: &WorkerDeps,
     leased: &LeasedRun,
     record: &TurnRecord,
+    reserved: f64,
 ) -> Result<(), StoreError> {
     let mut pause = Duration::from_millis(100);
     for _ in 0..3 {
         match deps
             .store
-            .save_turn(&leased.run.id, leased.attempt, deps.lease, record)
+            .save_turn(leased, deps.lease, record, reserved)
             .await
         {
             Err(e) if e.is_transient() => {
@@ -332,7 +378,7 @@ async fn save_turn(
         }
     }
     deps.store
-        .save_turn(&leased.run.id, leased.attempt, deps.lease, record)
+        .save_turn(leased, deps.lease, record, reserved)
         .await
 }
 

@@ -112,7 +112,7 @@ pub async fn stop(
     Path(queue_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let batch = owned_batch(&state, &user, &queue_id).await?;
-    let Some(stopped) = state.store.stop_batch(&batch.id).await? else {
+    let Some(stopped) = state.store.stop_batch(&batch.id, "stopped_by_user").await? else {
         return Err(ApiError::Conflict(format!(
             "a {} batch cannot be stopped",
             batch.status

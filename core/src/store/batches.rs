@@ -68,6 +68,8 @@ impl Store {
             budget_usd: Set(request.budget_usd),
             idempotency_key: Set(request.idempotency_key.clone()),
             request_hash: Set(Some(request.request_hash.clone())),
+            reserved_cost: Set(0.0),
+            stop_reason: Set(None),
             created_at: Set(at),
             updated_at: Set(at),
             started_at: Set(None),
@@ -188,6 +190,7 @@ impl Store {
     pub async fn start_batch(&self, batch_id: &str) -> StoreResult<Vec<String>> {
         let at = now();
         let txn = self.db.begin().await?;
+        self.lock_batch(&txn, batch_id).await?;
         batch::Entity::update_many()
             .col_expr(
                 batch::Column::Status,

@@ -31,6 +31,7 @@ impl Store {
         let run = &leased.run;
         let at = now();
         let txn = self.db.begin().await?;
+        self.lock_batch(&txn, &run.queue_id).await?;
         let done = run::Entity::update_many()
             .col_expr(
                 run::Column::Status,
@@ -99,13 +100,7 @@ impl Store {
             .on_conflict_do_nothing()
             .exec_without_returning(&txn)
             .await?;
-        count_final(
-            &txn,
-            run,
-            batch::Column::CompletedCount,
-            totals.cost - run.cost,
-        )
-        .await?;
+        count_final(&txn, run, batch::Column::CompletedCount).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -120,6 +115,7 @@ impl Store {
         let run = &leased.run;
         let at = now();
         let txn = self.db.begin().await?;
+        self.lock_batch(&txn, &run.queue_id).await?;
         let failed = run::Entity::update_many()
             .col_expr(run::Column::Status, Expr::value(RunStatus::Failed.as_str()))
             .col_expr(run::Column::LastError, Expr::value(reason))
@@ -145,33 +141,22 @@ impl Store {
         if failed.rows_affected == 0 {
             return Err(lease_lost());
         }
-        count_final(
-            &txn,
-            run,
-            batch::Column::FailedCount,
-            totals.cost - run.cost,
-        )
-        .await?;
+        count_final(&txn, run, batch::Column::FailedCount).await?;
         txn.commit().await?;
         Ok(())
     }
 }
 
-/// Counts a final run in its batch and completes the batch when every run is final.
-/// `new_cost` is what the run spent since it was last counted (a retried failed run was).
+/// Counts a final run in its batch and completes the batch when every run is final. The
+/// batch's cost grows with every stored turn (`save_turn`), not here.
 async fn count_final(
     txn: &impl ConnectionTrait,
     run: &run::Model,
     counter: batch::Column,
-    new_cost: f64,
 ) -> StoreResult<()> {
     let at = now();
     batch::Entity::update_many()
         .col_expr(counter, Expr::col(counter).add(1))
-        .col_expr(
-            batch::Column::ActualCost,
-            Expr::col(batch::Column::ActualCost).add(new_cost),
-        )
         .col_expr(batch::Column::UpdatedAt, Expr::value(at))
         .filter(batch::Column::Id.eq(run.queue_id.as_str()))
         .exec(txn)

@@ -64,15 +64,14 @@ impl Store {
         Ok(Some(self.start_batch(batch_id).await?))
     }
 
-    /// Stops a batch: every run not final becomes `stopped` (a worker playing one finds its
+    /// Stops a batch for `reason` (`stopped_by_user`, `budget_exhausted`): every run not final
+    /// becomes `stopped` (a worker playing one finds its
     /// lease gone at its next write and makes no further call) and the batch is `stopped`.
     /// Returns how many runs were stopped, or `None` when the batch was already final.
-    ///
-    /// FIXME(stop-cost): turns that stopped runs already paid for are in `run_turns` but are not
-    /// added to the batch's `actual_cost`; budgets will need them.
-    pub async fn stop_batch(&self, batch_id: &str) -> StoreResult<Option<u64>> {
+    pub async fn stop_batch(&self, batch_id: &str, reason: &str) -> StoreResult<Option<u64>> {
         let at = now();
         let txn = self.db.begin().await?;
+        self.lock_batch(&txn, batch_id).await?;
         let final_batch = [
             BatchStatus::Completed.as_str(),
             BatchStatus::Stopped.as_str(),
@@ -89,7 +88,10 @@ impl Store {
                 run::Column::Status,
                 Expr::value(RunStatus::Stopped.as_str()),
             )
-            .col_expr(run::Column::LastError, Expr::value("stopped by the user"))
+            .col_expr(
+                run::Column::LastError,
+                Expr::value(format!("batch stopped: {reason}")),
+            )
             .col_expr(
                 run::Column::LeaseExpiresAt,
                 Expr::value(Option::<DateTime<Utc>>::None),
@@ -106,6 +108,7 @@ impl Store {
                 batch::Column::Status,
                 Expr::value(BatchStatus::Stopped.as_str()),
             )
+            .col_expr(batch::Column::StopReason, Expr::value(reason))
             .col_expr(
                 batch::Column::StoppedCount,
                 Expr::col(batch::Column::StoppedCount).add(stopped as i64),
@@ -129,6 +132,7 @@ impl Store {
     ) -> StoreResult<Vec<String>> {
         let at = now();
         let txn = self.db.begin().await?;
+        self.lock_batch(&txn, batch_id).await?;
         let mut failed = run::Entity::find()
             .select_only()
             .column(run::Column::Id)

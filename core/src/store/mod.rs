@@ -85,6 +85,27 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Locks a batch row for the rest of `txn` (PostgreSQL; SQLite has one writer anyway).
+    ///
+    /// Every transaction that writes a batch and its runs takes this lock first, so they all
+    /// lock in the same order (batch, then runs) and never deadlock each other.
+    pub(crate) async fn lock_batch(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        batch_id: &str,
+    ) -> StoreResult<()> {
+        use sea_orm::{EntityTrait, QuerySelect};
+        if self.backend() == DbBackend::Postgres {
+            entities::simulation_queue::Entity::find_by_id(batch_id.to_string())
+                .lock_exclusive()
+                .one(txn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 pub(crate) fn now() -> DateTime<Utc> {
     Utc::now()
 }

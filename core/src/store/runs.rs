@@ -168,14 +168,19 @@ impl Store {
 
     /// Stores one turn and renews the lease, only while this attempt holds the run.
     /// Storing the same turn twice keeps the first.
+    ///
+    /// The turn's cost goes to the batch's `actual_cost` in the same transaction, and the
+    /// `reserved` budget taken for it before the call is given back.
     pub async fn save_turn(
         &self,
-        run_id: &str,
-        attempt: i32,
+        leased: &LeasedRun,
         lease: Duration,
         turn: &TurnRecord,
+        reserved: f64,
     ) -> StoreResult<()> {
+        let (run_id, attempt) = (leased.run.id.as_str(), leased.attempt);
         let txn = self.db.begin().await?;
+        self.lock_batch(&txn, &leased.run.queue_id).await?;
         let renewed = run::Entity::update_many()
             .col_expr(run::Column::LeaseExpiresAt, Expr::value(deadline(lease)))
             .col_expr(run::Column::UpdatedAt, Expr::value(now()))
@@ -205,11 +210,64 @@ impl Store {
             reasks: Set(turn.reasks as i32),
             created_at: Set(now()),
         };
-        run_turn::Entity::insert(row)
+        let inserted = run_turn::Entity::insert(row)
             .on_conflict_do_nothing()
             .exec_without_returning(&txn)
             .await?;
+        let paid = if matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
+            turn.cost_usd
+        } else {
+            0.0
+        };
+        batch::Entity::update_many()
+            .col_expr(
+                batch::Column::ActualCost,
+                Expr::col(batch::Column::ActualCost).add(paid),
+            )
+            .col_expr(
+                batch::Column::ReservedCost,
+                Expr::col(batch::Column::ReservedCost).sub(reserved),
+            )
+            .filter(batch::Column::Id.eq(leased.run.queue_id.as_str()))
+            .exec(&txn)
+            .await?;
         txn.commit().await?;
+        Ok(())
+    }
+
+    /// Reserves `estimate` USD of the batch's budget for one call; false when the call could
+    /// overspend it. Batches without a budget always reserve.
+    pub async fn reserve_turn(&self, batch_id: &str, estimate: f64) -> StoreResult<bool> {
+        let fits = Condition::any()
+            .add(batch::Column::BudgetUsd.is_null())
+            .add(
+                Expr::col(batch::Column::ActualCost)
+                    .add(Expr::col(batch::Column::ReservedCost))
+                    .add(estimate)
+                    .lte(Expr::col(batch::Column::BudgetUsd)),
+            );
+        let reserved = batch::Entity::update_many()
+            .col_expr(
+                batch::Column::ReservedCost,
+                Expr::col(batch::Column::ReservedCost).add(estimate),
+            )
+            .filter(batch::Column::Id.eq(batch_id))
+            .filter(fits)
+            .exec(&self.db)
+            .await?;
+        Ok(reserved.rows_affected > 0)
+    }
+
+    /// Gives back a reservation whose call was not paid (it failed) or not stored.
+    pub async fn release_reservation(&self, batch_id: &str, estimate: f64) -> StoreResult<()> {
+        batch::Entity::update_many()
+            .col_expr(
+                batch::Column::ReservedCost,
+                Expr::col(batch::Column::ReservedCost).sub(estimate),
+            )
+            .filter(batch::Column::Id.eq(batch_id))
+            .exec(&self.db)
+            .await?;
         Ok(())
     }
 

@@ -25,6 +25,9 @@ pub struct Model {
     pub completed_at: Option<DateTimeUtc>,
     pub paused_at: Option<DateTimeUtc>,
     pub request_hash: Option<String>,
+    /// Expected cost of the turns in flight, reserved against the budget.
+    pub reserved_cost: f64,
+    pub stop_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -78,6 +78,8 @@ pub struct Config {
     /// A run still unfinished this long after it started fails.
     pub run_timeout: Duration,
     pub breaker: crate::breaker::BreakerConfig,
+    /// Requests and tokens per minute allowed for `NEGOTIATION_MODEL`, shared by all workers.
+    pub rate_limits: crate::limits::RateLimits,
     pub retry: RetryConfig,
     pub log_json: bool,
     /// Mark auth cookies `Secure`; off only for plain-HTTP local development.
@@ -211,6 +213,10 @@ impl Config {
                 3_600,
             )?),
             run_timeout: Duration::from_secs(number("RUN_TIMEOUT_SECS", 1_800, 1, 604_800)?),
+            rate_limits: crate::limits::RateLimits {
+                requests_per_minute: number("LLM_RPM_LIMIT", 0, 0, 100_000_000)? as u32,
+                tokens_per_minute: number("LLM_TPM_LIMIT", 0, 0, 4_000_000_000)? as u32,
+            },
             breaker: crate::breaker::BreakerConfig {
                 threshold: number("BREAKER_FAILURE_THRESHOLD", 5, 1, 1_000)? as u32,
                 open_for: Duration::from_secs(number("BREAKER_OPEN_SECS", 30, 1, 3_600)?),

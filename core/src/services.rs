@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use crate::breaker::{CircuitBreaker, LocalBreaker, RedisBreaker};
 use crate::config::{Config, LlmProviderKind};
+use crate::limits::{RateLimiter, RedisRateLimiter, Unlimited};
 use crate::queue::{JobQueue, MemoryQueue, RedisQueue};
 use crate::store::Store;
 
@@ -17,6 +18,8 @@ pub struct Services {
     pub queue: Arc<dyn JobQueue>,
     /// The circuit breaker of the configured provider and model.
     pub breaker: Arc<dyn CircuitBreaker>,
+    /// The shared request and token limits of the configured model.
+    pub limiter: Arc<dyn RateLimiter>,
     pub embedded: bool,
 }
 
@@ -45,10 +48,21 @@ pub async fn connect(config: &Config, sqlite_path: &str) -> anyhow::Result<Servi
                 &config.llm.model,
                 config.breaker,
             );
+            let limiter: Arc<dyn RateLimiter> = if config.rate_limits.is_unlimited() {
+                Arc::new(Unlimited)
+            } else {
+                Arc::new(RedisRateLimiter::new(
+                    queue.clone(),
+                    &config.redis_prefix,
+                    &config.llm.model,
+                    config.rate_limits,
+                ))
+            };
             Ok(Services {
                 store,
                 queue: Arc::new(queue),
                 breaker: Arc::new(breaker),
+                limiter,
                 embedded: false,
             })
         }
@@ -61,6 +75,9 @@ pub async fn connect(config: &Config, sqlite_path: &str) -> anyhow::Result<Servi
                 store,
                 queue: Arc::new(MemoryQueue::new()),
                 breaker: Arc::new(LocalBreaker::new(config.breaker)),
+                // FIXME(embedded-limits): the embedded default has no rate limiter; one process
+                // rarely needs one, and the provider's 429s are still honoured.
+                limiter: Arc::new(Unlimited),
                 embedded: true,
             })
         }

@@ -24,6 +24,9 @@ pub enum Behaviour {
     Negotiate { delay: Duration },
     /// Answers every call with this status.
     Fail { status: u16 },
+    /// Plays along, but enforces `per_minute` requests (a bucket of one second's worth) and
+    /// answers 429 with `Retry-After: 1` above it.
+    Limited { per_minute: u32, delay: Duration },
 }
 
 #[derive(Default)]
@@ -34,6 +37,9 @@ struct Book {
     times: HashMap<String, Vec<Instant>>,
     in_flight: HashSet<String>,
     max_in_flight: usize,
+    bucket: Option<(f64, Instant)>,
+    rejected: u32,
+    served: Vec<Instant>,
 }
 
 #[derive(Clone)]
@@ -98,6 +104,16 @@ impl LedgerLlm {
         self.book(|b| b.times.get(run_id).cloned().unwrap_or_default())
     }
 
+    /// Calls answered 429 by the enforced limit.
+    pub fn rejected(&self) -> u32 {
+        self.book(|b| b.rejected)
+    }
+
+    /// When each call that got an answer arrived.
+    pub fn served(&self) -> Vec<Instant> {
+        self.book(|b| b.served.clone())
+    }
+
     /// The most runs that had a call in flight at one time.
     pub fn max_in_flight(&self) -> usize {
         self.book(|b| b.max_in_flight)
@@ -149,8 +165,23 @@ async fn answer(
         book.max_in_flight = book.max_in_flight.max(book.in_flight.len());
     }
     let behaviour = *shared.behaviour.lock().expect("the behaviour lock");
+    if let Behaviour::Limited { per_minute, .. } = behaviour {
+        let mut book = shared.book.lock().expect("the ledger lock");
+        let rate = f64::from(per_minute) / 60.0;
+        let now = Instant::now();
+        let (tokens, last) = book.bucket.unwrap_or((rate, now));
+        let tokens = (tokens + rate * (now - last).as_secs_f64()).min(rate.max(1.0));
+        if tokens < 1.0 {
+            book.bucket = Some((tokens, now));
+            book.rejected += 1;
+            book.in_flight.remove(&run_id);
+            return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response();
+        }
+        book.bucket = Some((tokens - 1.0, now));
+        book.served.push(now);
+    }
     let response = match behaviour {
-        Behaviour::Negotiate { delay } => {
+        Behaviour::Negotiate { delay } | Behaviour::Limited { delay, .. } => {
             tokio::time::sleep(delay).await;
             let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             completion(&negotiating_turn(&request).to_string(), 300, 120)

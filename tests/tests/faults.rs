@@ -842,3 +842,45 @@ async fn a_budget_stops_the_batch_within_one_turn_per_run_in_flight() -> anyhow:
     rig.backing.cleanup().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shared_rate_limits_keep_three_workers_just_under_the_provider_limit() -> anyhow::Result<()>
+{
+    let per_minute = 1200;
+    let settings = [("LLM_RPM_LIMIT", "1200"), ("WORKER_CONCURRENCY", "3")];
+    let behaviour = Behaviour::Limited {
+        per_minute,
+        delay: Duration::from_millis(20),
+    };
+    let rig = Rig::new(Backing::distributed().await?, behaviour, &settings).await?;
+    let _workers = [rig.worker()?, rig.worker()?, rig.worker()?];
+    let queue_id = rig
+        .start_batch(json!({"repetitions": 10, "maxConcurrent": 60}))
+        .await?;
+    rig.drain(&queue_id, Duration::from_secs(90)).await?;
+
+    let served = rig.llm.served();
+    let rejected = rig.llm.rejected();
+    let span = served
+        .last()
+        .zip(served.first())
+        .map(|(last, first)| (*last - *first).as_secs_f64())
+        .unwrap_or_default();
+    // The first second's burst is the provider's allowance too; count the steady rate after it.
+    let allowed = f64::from(per_minute) / 60.0;
+    let achieved = (served.len() as f64 - allowed) / span;
+    let rejected_share = f64::from(rejected) / (served.len() as f64 + f64::from(rejected));
+    println!(
+        "rate limit {per_minute}/min: {} calls in {span:.1} s, {achieved:.2}/s of {allowed:.0}/s allowed ({:.1} %), {rejected} answered 429 ({:.2} %)",
+        served.len(),
+        achieved / allowed * 100.0,
+        rejected_share * 100.0
+    );
+    assert!(achieved >= 0.95 * allowed, "achieved {achieved:.2}/s");
+    assert!(rejected_share < 0.01, "{rejected} calls answered 429");
+    let ledger = rig.ledger("shared-rate-limit", &queue_id).await?;
+    assert_clean(&ledger, 60);
+    assert_eq!(ledger.completed, 60);
+    rig.backing.cleanup().await;
+    Ok(())
+}

@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use crate::WorkerDeps;
 use crate::failure::{Decision, RunError, decide};
+use crate::heartbeat::Heartbeat;
 use crate::llm_call;
 
 /// How often a turn is asked again after an unusable answer.
@@ -51,7 +52,7 @@ pub async fn handle_job(job: RunJob, deps: Data<Arc<WorkerDeps>>) -> Result<(), 
     Ok(())
 }
 
-async fn process(job: &RunJob, deps: &WorkerDeps) {
+async fn process(job: &RunJob, deps: &Arc<WorkerDeps>) {
     let lease = deps
         .store
         .lease_run(&job.run_id, &job.batch_id, &deps.worker_id, deps.lease)
@@ -77,7 +78,11 @@ async fn process(job: &RunJob, deps: &WorkerDeps) {
     tracing::Span::current().record("attempt", leased.attempt);
     tracing::debug!("run leased");
 
-    let played = AssertUnwindSafe(play(&leased, deps)).catch_unwind().await;
+    let heartbeat = Heartbeat::start(deps.clone(), leased.clone());
+    let played = AssertUnwindSafe(play(&leased, deps, &heartbeat))
+        .catch_unwind()
+        .await;
+    drop(heartbeat);
     let (turns, result) = played.unwrap_or_else(|_| (vec![], Err(RunError::Panicked)));
     match result {
         Ok(Ended::Finished) => {
@@ -153,7 +158,11 @@ async fn fail_or_retry(
 }
 
 /// Plays the run from its checkpoint. Returns the turns stored so far with the result.
-async fn play(leased: &LeasedRun, deps: &WorkerDeps) -> (Vec<TurnRecord>, Result<Ended, RunError>) {
+async fn play(
+    leased: &LeasedRun,
+    deps: &WorkerDeps,
+    heartbeat: &Heartbeat,
+) -> (Vec<TurnRecord>, Result<Ended, RunError>) {
     let run = &leased.run;
     let scenario = match load_scenario(&deps.store, &run.negotiation_id).await {
         Ok(scenario) => scenario,
@@ -214,6 +223,10 @@ async fn play(leased: &LeasedRun, deps: &WorkerDeps) -> (Vec<TurnRecord>, Result
             can_accept: negotiation.has_offer_to_accept(),
             correction: None,
         };
+        if heartbeat.lost() {
+            let lost = StoreError::Conflict("the lease was lost while waiting".into());
+            return (turns(), Err(lost.into()));
+        }
         // Reserve the turn's expected cost against the batch budget before paying for it.
         let estimate = estimate_turn_cost(deps, &context);
         match deps.store.reserve_turn(&run.queue_id, estimate).await {
@@ -292,7 +305,7 @@ async fn ask(
         };
         let reply = match llm_call::play_turn(
             &*deps.llm,
-            &*deps.breaker,
+            deps.guards(),
             &context,
             &deps.call_retry,
             deadline,

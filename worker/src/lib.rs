@@ -4,6 +4,7 @@ pub mod backend;
 pub mod cli;
 pub mod failure;
 pub mod handler;
+pub mod heartbeat;
 pub mod llm_call;
 pub mod reconciler;
 
@@ -32,6 +33,7 @@ pub struct WorkerDeps {
     pub queue: Arc<dyn JobQueue>,
     pub llm: Arc<dyn LlmProvider>,
     pub breaker: Arc<dyn arian_core::breaker::CircuitBreaker>,
+    pub limiter: Arc<dyn arian_core::limits::RateLimiter>,
     pub catalog: Catalog,
     pub prices: PriceTable,
     pub lease: Duration,
@@ -48,6 +50,14 @@ pub struct WorkerDeps {
 }
 
 impl WorkerDeps {
+    /// The shared breaker and rate limits every LLM call goes through.
+    pub fn guards(&self) -> llm_call::Guards<'_> {
+        llm_call::Guards {
+            breaker: &*self.breaker,
+            limiter: &*self.limiter,
+        }
+    }
+
     fn buffer(&self, deliveries: Vec<Delivery>) {
         self.fetched
             .lock()
@@ -110,6 +120,7 @@ pub fn deps_from_config(
         queue: services.queue.clone(),
         llm,
         breaker: services.breaker.clone(),
+        limiter: services.limiter.clone(),
         catalog: Catalog::builtin(),
         prices: PriceTable::default(),
         lease: config.lease_timeout,

@@ -5,6 +5,9 @@
 use std::time::Duration;
 
 use arian_core::breaker::{Admission, CircuitBreaker};
+use arian_core::engine::cost::{EXPECTED_OUTPUT_TOKENS, approx_tokens};
+use arian_core::limits::RateLimiter;
+use arian_core::llm::prompt::turn_messages;
 use arian_core::llm::{LlmError, LlmProvider, LlmReply, TurnContext};
 use tokio_retry::strategy::{ExponentialBackoff, jitter};
 
@@ -32,13 +35,15 @@ impl CallRetry {
 /// shared circuit is open no call is made: the caller gets `CircuitOpen` with the time to wait.
 pub async fn play_turn(
     llm: &dyn LlmProvider,
-    breaker: &dyn CircuitBreaker,
+    guards: Guards<'_>,
     context: &TurnContext<'_>,
     policy: &CallRetry,
     deadline: tokio::time::Instant,
 ) -> Result<LlmReply, LlmError> {
+    let Guards { breaker, limiter } = guards;
     let mut delays = policy.delays();
     let mut attempt = 1;
+    let reserved = expected_tokens(context);
     loop {
         match breaker.admit().await {
             Ok(Admission::Open(until)) => {
@@ -49,8 +54,13 @@ pub async fn play_turn(
             // Without Redis the breaker cannot be read; the call itself will tell.
             Err(e) => tracing::debug!(error = %e, "circuit breaker unavailable"),
         }
+        wait_for_rate(limiter, reserved, deadline).await?;
         let result = llm.play_turn(context).await;
         record(breaker, &result).await;
+        let used = result.as_ref().map_or(0, |reply| reply.usage.total());
+        if let Err(e) = limiter.settle(used as i64 - reserved as i64).await {
+            tracing::debug!(error = %e, "rate limiter unavailable");
+        }
         let error = match result {
             Ok(reply) => return Ok(reply),
             // Unusable output is asked again with a correction by the caller, not repeated.
@@ -77,6 +87,50 @@ pub async fn play_turn(
         );
         tokio::time::sleep(delay).await;
         attempt += 1;
+    }
+}
+
+/// What guards every call: the shared circuit breaker and rate limits.
+#[derive(Clone, Copy)]
+pub struct Guards<'a> {
+    pub breaker: &'a dyn CircuitBreaker,
+    pub limiter: &'a dyn RateLimiter,
+}
+
+/// Tokens a call is expected to use: its prompt and a typical answer.
+fn expected_tokens(context: &TurnContext<'_>) -> u64 {
+    let prompt: u64 = turn_messages(context)
+        .iter()
+        .filter_map(|m| m.get("content").and_then(serde_json::Value::as_str))
+        .map(approx_tokens)
+        .sum();
+    prompt + EXPECTED_OUTPUT_TOKENS
+}
+
+/// Waits until the shared limits grant one request and `tokens` tokens. A wait past the
+/// deadline gives up as rate limited; an unreachable limiter lets the call through (the
+/// provider's own 429s still apply).
+async fn wait_for_rate(
+    limiter: &dyn RateLimiter,
+    tokens: u64,
+    deadline: tokio::time::Instant,
+) -> Result<(), LlmError> {
+    loop {
+        match limiter.acquire(tokens).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(wait)) => {
+                if tokio::time::Instant::now() + wait > deadline {
+                    return Err(LlmError::RateLimited {
+                        retry_after: Some(wait),
+                    });
+                }
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "rate limiter unavailable");
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -179,7 +233,11 @@ mod tests {
             open_for: Duration::from_secs(30),
             probe_for: Duration::from_secs(30),
         });
-        let result = play_turn(&provider, &breaker, &context, &policy, deadline).await;
+        let guards = Guards {
+            breaker: &breaker,
+            limiter: &arian_core::limits::Unlimited,
+        };
+        let result = play_turn(&provider, guards, &context, &policy, deadline).await;
         let calls = *provider.calls.lock().expect("lock");
         (result, calls, started.elapsed())
     }

@@ -235,6 +235,16 @@ impl Store {
         Ok(())
     }
 
+    /// Extends the lease of a run this attempt still holds; false when it lost the run.
+    pub async fn renew_lease(&self, leased: &LeasedRun, lease: Duration) -> StoreResult<bool> {
+        let renewed = run::Entity::update_many()
+            .col_expr(run::Column::LeaseExpiresAt, Expr::value(deadline(lease)))
+            .filter(held(&leased.run.id, leased.attempt))
+            .exec(&self.db)
+            .await?;
+        Ok(renewed.rows_affected > 0)
+    }
+
     /// Reserves `estimate` USD of the batch's budget for one call; false when the call could
     /// overspend it. Batches without a budget always reserve.
     pub async fn reserve_turn(&self, batch_id: &str, estimate: f64) -> StoreResult<bool> {

@@ -5,6 +5,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
+use crate::error::ApiError;
 use crate::routes::{auth, catalog, health, negotiations, runs, simulations};
 use crate::state::AppState;
 
@@ -45,6 +46,8 @@ pub fn app(state: AppState) -> Router {
         .nest("/api", api)
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {

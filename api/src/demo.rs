@@ -35,6 +35,13 @@ pub struct DemoArgs {
 }
 
 pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
+    anyhow::ensure!(
+        args.runs <= arian_core::domain::batch::MAX_BATCH_RUNS,
+        "--runs must be at most {}",
+        arian_core::domain::batch::MAX_BATCH_RUNS
+    );
+    anyhow::ensure!(args.workers <= 64, "--workers must be at most 64");
     let scenario_json = load_scenario(args.scenario.as_ref())?;
     let sqlite_path =
         std::env::temp_dir().join(format!("arian-demo-{}.sqlite", std::process::id()));

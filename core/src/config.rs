@@ -148,6 +148,12 @@ impl Config {
                 }
                 Ok(value)
             };
+        let flag = |name: &'static str, default: bool| match var(name).as_deref() {
+            None => Ok(default),
+            Some("true" | "1") => Ok(true),
+            Some("false" | "0") => Ok(false),
+            Some(_) => Err(invalid(name, "must be true or false")),
+        };
         let factor = match var("RETRY_FACTOR") {
             None => 2.0,
             Some(text) => text
@@ -189,7 +195,7 @@ impl Config {
                     600_000,
                 )?),
                 request_timeout: Duration::from_secs(number("LLM_TIMEOUT_SECS", 60, 1, 3_600)?),
-                use_json_schema: var("LLM_JSON_SCHEMA").is_none_or(|v| v != "false"),
+                use_json_schema: flag("LLM_JSON_SCHEMA", true)?,
                 call_retries: number("LLM_RETRY_MAX", 3, 0, 20)? as u32,
                 call_retry_base: Duration::from_millis(number(
                     "LLM_RETRY_BASE_MS",
@@ -229,7 +235,7 @@ impl Config {
                 cap: Duration::from_millis(number("RETRY_CAP_MS", 30_000, 1, 86_400_000)?),
             },
             log_json,
-            cookie_secure: var("COOKIE_SECURE").is_none_or(|v| v != "false"),
+            cookie_secure: flag("COOKIE_SECURE", true)?,
             sqlite_path: var("SQLITE_PATH").unwrap_or_else(|| "arian.sqlite".into()),
         })
     }
@@ -274,6 +280,7 @@ mod tests {
             (&[("LLM_PROVIDER", "openai")], "LLM_API_KEY"),
             (&[("DATABASE_URL", "postgres://x")], "REDIS_URL"),
             (&[("JWT_SECRET", "short")], "JWT_SECRET"),
+            (&[("COOKIE_SECURE", "maybe")], "COOKIE_SECURE"),
         ];
         for (vars, expected) in cases {
             let err = parse(vars).expect_err("invalid config");

@@ -244,3 +244,123 @@ async fn health_and_readiness_answer() -> anyhow::Result<()> {
     backing.cleanup().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn hostile_input_gets_json_errors_never_a_500() -> anyhow::Result<()> {
+    let backing = Backing::embedded();
+    let app = TestApp::spawn(backing.config(&[])).await?;
+    let token = app.register("hostile").await?;
+
+    let mut body = scenario_body("01");
+    body["description"] = json!("a\u{0}b");
+    let (code, answer) = app.post(&token, "/api/negotiations", &body).await?;
+    assert_eq!(
+        (code, answer["error"]["field"].as_str()),
+        (422, Some("description")),
+        "{answer}"
+    );
+
+    let mut body = scenario_body("01");
+    body["products"][0]["attrs"]["maxPrice"] = json!(1.7976931348623157e308);
+    let (code, answer) = app.post(&token, "/api/negotiations", &body).await?;
+    assert_eq!(
+        (code, answer["error"]["field"].as_str()),
+        (422, Some("products[0].attrs.maxPrice")),
+        "{answer}"
+    );
+
+    let mut body = scenario_body("01");
+    body["description"] = json!("x".repeat(20_000));
+    let (code, answer) = app.post(&token, "/api/negotiations", &body).await?;
+    assert_eq!(
+        (code, answer["error"]["field"].as_str()),
+        (422, Some("description")),
+        "{answer}"
+    );
+
+    for path in [
+        "/api/negotiations/%00",
+        "/api/simulations/queue/%FF/status",
+        "/api/simulation-runs/not-an-id",
+        "/api/nowhere",
+    ] {
+        let response = app
+            .http
+            .get(app.url(path))
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        assert_eq!(response.status(), 404, "{path}");
+        let answer: serde_json::Value = response.json().await?;
+        assert_eq!(answer["error"]["code"], "not_found", "{path}");
+    }
+    let response = app
+        .http
+        .delete(app.url("/api/negotiations"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 405);
+
+    let (_, created) = app
+        .post(&token, "/api/negotiations", &scenario_body("01"))
+        .await?;
+    let id = created["data"]["id"].as_str().expect("id");
+    let (_, batch) = app
+        .post(&token, &format!("/api/simulations/queue/{id}"), &json!({}))
+        .await?;
+    let queue_id = batch["queueId"].as_str().expect("queue id");
+    let (code, runs) = app
+        .get(
+            &token,
+            &format!("/api/simulations/queue/{queue_id}/runs?offset=9223372036854775808"),
+        )
+        .await?;
+    assert_eq!(
+        (code, runs["data"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+    let (code, answer) = app
+        .get(
+            &token,
+            &format!("/api/simulations/queue/{queue_id}/runs?offset=abc"),
+        )
+        .await?;
+    assert_eq!(
+        (code, answer["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+
+    let huge = format!("{{\"title\": \"{}\"}}", "x".repeat(6 * 1024 * 1024));
+    let response = app
+        .http
+        .post(app.url("/api/negotiations"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 413);
+    let response = app
+        .http
+        .post(app.url("/api/negotiations"))
+        .bearer_auth(&token)
+        .header("content-type", "application/jsonx")
+        .body("{}")
+        .send()
+        .await?;
+    assert_eq!(response.status(), 415);
+    let response = app
+        .http
+        .get(app.url("/api/negotiations"))
+        .header("authorization", format!("bearer {token}"))
+        .send()
+        .await?;
+    assert_eq!(
+        response.status(),
+        200,
+        "the auth scheme is case-insensitive"
+    );
+    backing.cleanup().await;
+    Ok(())
+}

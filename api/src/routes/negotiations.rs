@@ -1,14 +1,14 @@
 //! `/api/negotiations`: create, list and read the caller's negotiations.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use arian_core::store::entities::negotiation;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, IdPath};
 use crate::json::JsonBody;
 use crate::service;
 use crate::state::AppState;
@@ -35,7 +35,7 @@ pub async fn list(user: AuthUser, State(state): State<AppState>) -> ApiResult<Js
 pub async fn get(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> ApiResult<Json<Value>> {
     let model = state
         .store

@@ -1,19 +1,19 @@
 //! `/api/simulation-runs/:id`: one run with its turns and results.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde_json::{Value, json};
 
 use arian_core::store::entities::run;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, IdPath};
 use crate::state::AppState;
 
 pub async fn get(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> ApiResult<Json<Value>> {
     let run = state
         .store

@@ -2,15 +2,16 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use arian_core::store::entities::simulation_queue;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, IdPath};
 use crate::routes::runs::run_view;
 use crate::service::{self, BatchBody};
 use crate::state::AppState;
@@ -20,22 +21,11 @@ use crate::state::AppState;
 pub async fn create(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(negotiation_id): Path<String>,
+    IdPath(negotiation_id): IdPath,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let body: BatchBody = if body.iter().all(u8::is_ascii_whitespace) {
-        BatchBody::default()
-    } else {
-        let is_json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
-        if !is_json {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-        crate::json::parse(&body)?
-    };
+    let body: BatchBody = optional_json(&headers, body)?.unwrap_or_default();
     let key = headers
         .get("idempotency-key")
         .map(|v| v.to_str().unwrap_or_default().to_string());
@@ -60,7 +50,7 @@ pub async fn create(
 pub async fn start(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(queue_id): Path<String>,
+    IdPath(queue_id): IdPath,
 ) -> ApiResult<Json<Value>> {
     let batch = owned_batch(&state, &user, &queue_id).await?;
     let delivered = service::start_batch(&state, &batch).await?;
@@ -72,7 +62,7 @@ pub async fn start(
 pub async fn pause(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(queue_id): Path<String>,
+    IdPath(queue_id): IdPath,
 ) -> ApiResult<Json<Value>> {
     let batch = owned_batch(&state, &user, &queue_id).await?;
     if !state.store.pause_batch(&batch.id).await? {
@@ -90,7 +80,7 @@ pub async fn pause(
 pub async fn resume(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(queue_id): Path<String>,
+    IdPath(queue_id): IdPath,
 ) -> ApiResult<Json<Value>> {
     let batch = owned_batch(&state, &user, &queue_id).await?;
     let Some(run_ids) = state.store.resume_batch(&batch.id).await? else {
@@ -109,7 +99,7 @@ pub async fn resume(
 pub async fn stop(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(queue_id): Path<String>,
+    IdPath(queue_id): IdPath,
 ) -> ApiResult<Json<Value>> {
     let batch = owned_batch(&state, &user, &queue_id).await?;
     let Some(stopped) = state.store.stop_batch(&batch.id, "stopped_by_user").await? else {
@@ -134,21 +124,18 @@ pub struct RetryBody {
 pub async fn retry(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(queue_id): Path<String>,
-    body: Bytes,
+    IdPath(queue_id): IdPath,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
-    let body: RetryBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RetryBody::default()
-    } else {
-        crate::json::parse(&body)?
-    };
+    let body: RetryBody = optional_json(&headers, body)?.unwrap_or_default();
     retry_failed(&state, &user, &queue_id, body.run_ids).await
 }
 
 pub async fn restart_failed(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(queue_id): Path<String>,
+    IdPath(queue_id): IdPath,
 ) -> ApiResult<Json<Value>> {
     retry_failed(&state, &user, &queue_id, None).await
 }
@@ -180,7 +167,7 @@ async fn retry_failed(
 pub async fn status(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(queue_id): Path<String>,
+    IdPath(queue_id): IdPath,
 ) -> ApiResult<Json<Value>> {
     let batch = owned_batch(&state, &user, &queue_id).await?;
     Ok(Json(
@@ -191,7 +178,7 @@ pub async fn status(
 pub async fn results(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(queue_id): Path<String>,
+    IdPath(queue_id): IdPath,
 ) -> ApiResult<Json<Value>> {
     let batch = owned_batch(&state, &user, &queue_id).await?;
     let rows = state.store.batch_results(&batch.id).await?;
@@ -242,16 +229,42 @@ fn default_limit() -> u64 {
 pub async fn runs(
     user: AuthUser,
     State(state): State<AppState>,
-    Path(queue_id): Path<String>,
-    Query(page): Query<Page>,
+    IdPath(queue_id): IdPath,
+    page: Result<Query<Page>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Query(page) = page.map_err(|e| ApiError::BadRequest {
+        field: Some("offset, limit".into()),
+        message: format!("bad paging parameters: {}", e.body_text()),
+    })?;
     let batch = owned_batch(&state, &user, &queue_id).await?;
     let runs = state
         .store
-        .runs_of_batch(&batch.id, page.offset, page.limit.min(10_000))
+        .runs_of_batch(
+            &batch.id,
+            page.offset.min(MAX_OFFSET),
+            page.limit.min(10_000),
+        )
         .await?;
     let data: Vec<Value> = runs.iter().map(run_view).collect();
     Ok(Json(json!({"success": true, "data": data})))
+}
+
+/// The furthest a page may start.
+const MAX_OFFSET: u64 = 1_000_000_000;
+
+/// An optional JSON body: empty means none; otherwise it must be JSON of the right shape.
+fn optional_json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Option<T>> {
+    let body = crate::json::read_body(body)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if !crate::json::is_json(headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    crate::json::parse(&body).map(Some)
 }
 
 async fn owned_batch(

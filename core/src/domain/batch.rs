@@ -42,14 +42,25 @@ impl BatchPlan {
             catalog.technique(id).is_some()
         })?;
         check_ids(&tactics, "tactics", |id| catalog.tactic(id).is_some())?;
-        let personalities = if personalities.iter().any(|p| p == "all") {
+        let wants_all = |p: &String| p == "all" || p == "all-personalities";
+        check_ids(&personalities, "personalities", |id| {
+            id == "all"
+                || id == "all-personalities"
+                || id == DEFAULT_PERSONALITY
+                || catalog.personality(id).is_some()
+        })
+        .or_else(|e| {
+            if personalities.is_empty() {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
+        let personalities = if personalities.iter().any(wants_all) {
             catalog.personality_ids()
         } else if personalities.is_empty() {
             vec![DEFAULT_PERSONALITY.to_string()]
         } else {
-            check_ids(&personalities, "personalities", |id| {
-                id == DEFAULT_PERSONALITY || catalog.personality(id).is_some()
-            })?;
             personalities
         };
         if !(1..=MAX_BATCH_RUNS as u32).contains(&repetitions) {

@@ -255,7 +255,7 @@ impl NegotiationInput {
 
         Ok(Scenario {
             title,
-            context: self.description.clone().unwrap_or_default(),
+            context: optional_text(self.description.as_deref(), "description", 10_000)?,
             role,
             counterpart,
             market_name,
@@ -306,7 +306,7 @@ fn validate_counterpart(input: &CounterpartInput) -> Result<Counterpart, Validat
         power_balance,
         dominance,
         affiliation,
-        style: input.style.clone().unwrap_or_default(),
+        style: optional_text(input.style.as_deref(), "counterpart.style", 500)?,
     })
 }
 
@@ -316,6 +316,9 @@ fn validate_products(inputs: &[ProductInput]) -> Result<Vec<Product>, Validation
             "products",
             "at least one product is required",
         ));
+    }
+    if inputs.len() > 100 {
+        return Err(ValidationError::new("products", "at most 100 products"));
     }
     let mut names = HashSet::new();
     let mut products = Vec::with_capacity(inputs.len());
@@ -384,6 +387,12 @@ fn validate_dimensions(
             "at least one dimension is required",
         ));
     }
+    if inputs.len() > 100 {
+        return Err(ValidationError::new(
+            "scenario.dimensions",
+            "at most 100 dimensions",
+        ));
+    }
     let mut names: HashSet<String> = products.iter().map(|p| p.name.to_lowercase()).collect();
     let mut dimensions = Vec::with_capacity(inputs.len());
     for (i, d) in inputs.iter().enumerate() {
@@ -415,7 +424,7 @@ fn validate_dimensions(
         }
         dimensions.push(Dimension {
             name,
-            unit: d.unit.clone().unwrap_or_default(),
+            unit: optional_text(d.unit.as_deref(), &field("unit"), 50)?,
             min,
             max,
             target,
@@ -465,12 +474,36 @@ fn non_empty(value: &str, field: &str, max_len: usize) -> Result<String, Validat
     Ok(trimmed.to_string())
 }
 
+/// The largest magnitude a price, volume or term may have: far above any real deal, far
+/// below where storage and arithmetic lose precision.
+const MAX_MAGNITUDE: f64 = 1e12;
+
 fn finite(value: f64, field: &str) -> Result<f64, ValidationError> {
-    if value.is_finite() {
-        Ok(value)
-    } else {
-        Err(ValidationError::new(field, "must be a finite number"))
+    if !value.is_finite() {
+        return Err(ValidationError::new(field, "must be a finite number"));
     }
+    if value.abs() > MAX_MAGNITUDE {
+        return Err(ValidationError::new(
+            field,
+            "must be between -1e12 and 1e12",
+        ));
+    }
+    Ok(value)
+}
+
+fn optional_text(
+    value: Option<&str>,
+    field: &str,
+    max_len: usize,
+) -> Result<String, ValidationError> {
+    let text = value.unwrap_or_default().trim();
+    if text.chars().count() > max_len {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max_len} characters"),
+        ));
+    }
+    Ok(text.to_string())
 }
 
 fn in_range(value: f64, min: f64, max: f64, field: &str) -> Result<(), ValidationError> {

@@ -218,7 +218,10 @@ impl Config {
                 1,
                 3_600,
             )?),
-            run_timeout: Duration::from_secs(number("RUN_TIMEOUT_SECS", 1_800, 1, 604_800)?),
+            run_timeout: Duration::from_secs(match var("RUN_TIMEOUT") {
+                Some(_) => number("RUN_TIMEOUT", 1_800, 1, 604_800)?,
+                None => number("RUN_TIMEOUT_SECS", 1_800, 1, 604_800)?,
+            }),
             rate_limits: crate::limits::RateLimits {
                 requests_per_minute: number("LLM_RPM_LIMIT", 0, 0, 100_000_000)? as u32,
                 tokens_per_minute: number("LLM_TPM_LIMIT", 0, 0, 4_000_000_000)? as u32,

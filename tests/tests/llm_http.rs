@@ -358,3 +358,70 @@ async fn an_unusable_answer_is_asked_again_once_and_both_calls_are_paid() -> any
     backing.cleanup().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn broken_bodies_are_errors_not_panics() {
+    let truncated: Script = Arc::new(|_, _| {
+        (
+            StatusCode::OK,
+            "{\"choices\": [{\"message\": {\"content\": \"{\\\"mess",
+        )
+            .into_response()
+    });
+    let invalid_utf8: Script =
+        Arc::new(|_, _| (StatusCode::OK, vec![0xff_u8, 0xfe, 0x7b, 0x7d]).into_response());
+    let fifty_megabytes: Script =
+        Arc::new(|_, _| (StatusCode::OK, vec![b' '; 50 * 1024 * 1024]).into_response());
+    for (name, script) in [
+        ("truncated JSON", truncated),
+        ("invalid UTF-8", invalid_utf8),
+        ("50 MB body", fifty_megabytes),
+    ] {
+        let fake = FakeLlm::start(script).await;
+        let error = play_first_turn(&provider(&fake.base_url, Duration::from_secs(5)))
+            .await
+            .expect_err(name);
+        assert!(matches!(error, LlmError::Malformed(_)), "{name}: {error:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_dripping_one_byte_a_second_times_out() {
+    let drip: Script = Arc::new(|_, _| {
+        let bytes = futures::stream::unfold(0, |sent| async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            (sent < 100).then(|| {
+                (
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b" ")),
+                    sent + 1,
+                )
+            })
+        });
+        (StatusCode::OK, axum::body::Body::from_stream(bytes)).into_response()
+    });
+    let fake = FakeLlm::start(drip).await;
+    let started = std::time::Instant::now();
+    let error = play_first_turn(&provider(&fake.base_url, Duration::from_millis(1500)))
+        .await
+        .expect_err("a timeout");
+    assert_eq!(error, LlmError::Timeout);
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_reply_without_usage_is_billed_on_an_estimate() {
+    let no_usage: Script = Arc::new(|_, request| {
+        let body =
+            json!({"choices": [{"message": {"content": negotiating_turn(request).to_string()}}]});
+        (StatusCode::OK, axum::Json(body)).into_response()
+    });
+    let fake = FakeLlm::start(no_usage).await;
+    let reply = play_first_turn(&provider(&fake.base_url, Duration::from_secs(5)))
+        .await
+        .expect("a reply");
+    assert!(
+        reply.usage.input > 100 && reply.usage.output > 10,
+        "{:?}",
+        reply.usage
+    );
+}

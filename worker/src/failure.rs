@@ -19,7 +19,7 @@ pub enum RunError {
     Invalid(String),
     #[error("the run handler panicked")]
     Panicked,
-    #[error("the run exceeded RUN_TIMEOUT_SECS ({0} s)")]
+    #[error("the run exceeded RUN_TIMEOUT ({0} s)")]
     RunTimeout(u64),
 }
 

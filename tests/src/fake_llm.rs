@@ -18,6 +18,7 @@ struct Shared {
     script: Script,
     calls: Arc<AtomicUsize>,
     requests: Arc<Mutex<Vec<Value>>>,
+    delay: std::time::Duration,
 }
 
 pub struct FakeLlm {
@@ -29,10 +30,16 @@ pub struct FakeLlm {
 
 impl FakeLlm {
     pub async fn start(script: Script) -> Self {
+        Self::start_with_delay(script, std::time::Duration::ZERO).await
+    }
+
+    /// A double that waits `delay` (without blocking) before every answer.
+    pub async fn start_with_delay(script: Script, delay: std::time::Duration) -> Self {
         let shared = Shared {
             script,
             calls: Arc::default(),
             requests: Arc::default(),
+            delay,
         };
         let app = Router::new()
             .route("/v1/chat/completions", post(complete))
@@ -69,6 +76,9 @@ impl Drop for FakeLlm {
 
 async fn complete(State(shared): State<Shared>, body: axum::body::Bytes) -> Response {
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if !shared.delay.is_zero() {
+        tokio::time::sleep(shared.delay).await;
+    }
     let n = shared.calls.fetch_add(1, Ordering::SeqCst);
     if let Ok(mut requests) = shared.requests.lock() {
         requests.push(request.clone());

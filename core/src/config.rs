@@ -82,6 +82,8 @@ pub struct Config {
     pub rate_limits: crate::limits::RateLimits,
     pub retry: RetryConfig,
     pub log_json: bool,
+    /// Where a worker serves Prometheus metrics (`/metrics`); none when unset.
+    pub metrics_addr: Option<SocketAddr>,
     /// Mark auth cookies `Secure`; off only for plain-HTTP local development.
     pub cookie_secure: bool,
     /// The SQLite file of the embedded default.
@@ -239,6 +241,15 @@ impl Config {
             },
             log_json,
             cookie_secure: flag("COOKIE_SECURE", true)?,
+            metrics_addr: var("METRICS_ADDR")
+                .map(|v| v.parse())
+                .transpose()
+                .map_err(|_| {
+                    invalid(
+                        "METRICS_ADDR",
+                        "must be a socket address such as 127.0.0.1:9100",
+                    )
+                })?,
             sqlite_path: var("SQLITE_PATH").unwrap_or_else(|| "arian.sqlite".into()),
         })
     }

@@ -66,6 +66,19 @@ impl Rig {
         WorkerProcess::spawn(WORKER, &self.worker_vars)
     }
 
+    /// A worker that serves Prometheus metrics on a free port; returns the metrics URL too.
+    fn worker_with_metrics(&self) -> anyhow::Result<(WorkerProcess, String)> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut vars = self.worker_vars.clone();
+        vars.push(("METRICS_ADDR".into(), format!("127.0.0.1:{port}")));
+        Ok((
+            WorkerProcess::spawn(WORKER, &vars)?,
+            format!("http://127.0.0.1:{port}/metrics"),
+        ))
+    }
+
     /// Creates a negotiation from scenario 01 and a batch with `body`, then starts it.
     async fn start_batch(&self, body: Value) -> anyhow::Result<String> {
         let (code, created) = self
@@ -741,8 +754,8 @@ async fn a_provider_outage_opens_the_shared_breaker_and_the_batch_resumes_by_its
         &settings,
     )
     .await?;
-    let _a = rig.worker()?;
-    let _b = rig.worker()?;
+    let (_a, metrics_a) = rig.worker_with_metrics()?;
+    let (_b, metrics_b) = rig.worker_with_metrics()?;
     let queue_id = rig
         .start_batch(json!({"repetitions": 2, "maxConcurrent": 20}))
         .await?;
@@ -752,8 +765,10 @@ async fn a_provider_outage_opens_the_shared_breaker_and_the_batch_resumes_by_its
     tokio::time::sleep(Duration::from_secs(6)).await;
     let calls_while_down = rig.llm.total_calls();
     println!("breaker: {calls_while_down} calls reached the provider during a 6 s outage");
+    // Five failures open it; calls already in flight (two workers x 3) and one probe per open
+    // period (2 s) may still reach the provider.
     assert!(
-        calls_while_down <= 5 + 6,
+        calls_while_down <= 5 + 6 + 3,
         "{calls_while_down} calls while the provider was down"
     );
     let failed = rig
@@ -765,6 +780,21 @@ async fn a_provider_outage_opens_the_shared_breaker_and_the_batch_resumes_by_its
         .get(RunStatus::Failed);
     assert_eq!(failed, 0, "no run fails while the circuit is open");
 
+    let mut opened = 0.0;
+    for url in [&metrics_a, &metrics_b] {
+        let text = rig.app.http.get(url.as_str()).send().await?.text().await?;
+        opened += text
+            .lines()
+            .filter(|l| {
+                l.starts_with("arian_llm_circuit_transitions_total") && l.contains("to=\"open\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    assert!(
+        opened >= 1.0,
+        "the breaker opening shows in the workers' metrics"
+    );
     let back = Instant::now();
     rig.llm.set_behaviour(SLOW);
     rig.drain(&queue_id, Duration::from_secs(60)).await?;

@@ -63,6 +63,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
              (the embedded default runs its worker inside arian-api)"
         );
     }
+    if let Some(addr) = config.metrics_addr {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("serving metrics on METRICS_ADDR {addr}"))?;
+        tracing::info!(%addr, "metrics listening");
+    }
     let services = connect(&config, &config.sqlite_path).await?;
     let llm = provider_from_config(&config.llm).context("configuring the LLM provider")?;
     let (stop, stopping) = watch::channel(false);

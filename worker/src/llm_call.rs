@@ -56,7 +56,8 @@ pub async fn play_turn(
         }
         wait_for_rate(limiter, reserved, deadline).await?;
         let result = llm.play_turn(context).await;
-        record(breaker, &result).await;
+        count_call(llm.model(), &result);
+        record(breaker, llm.model(), &result).await;
         let used = result.as_ref().map_or(0, |reply| reply.usage.total());
         if let Err(e) = limiter.settle(used as i64 - reserved as i64).await {
             tracing::debug!(error = %e, "rate limiter unavailable");
@@ -134,15 +135,41 @@ async fn wait_for_rate(
     }
 }
 
+/// Counts every call by outcome, and the tokens of answered ones.
+fn count_call(model: &str, result: &Result<LlmReply, LlmError>) {
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(LlmError::RateLimited { .. }) => "rate_limited",
+        Err(LlmError::Server(_)) => "server_error",
+        Err(LlmError::Timeout) => "timeout",
+        Err(LlmError::Connection(_)) => "connection",
+        Err(LlmError::Malformed(_)) => "malformed",
+        Err(_) => "rejected",
+    };
+    metrics::counter!("arian_llm_calls_total", "model" => model.to_string(), "outcome" => outcome)
+        .increment(1);
+    if let Ok(reply) = result {
+        metrics::counter!("arian_llm_tokens_total", "model" => model.to_string(), "direction" => "input").increment(reply.usage.input);
+        metrics::counter!("arian_llm_tokens_total", "model" => model.to_string(), "direction" => "output").increment(reply.usage.output);
+    }
+}
+
 /// Counts the call toward the circuit: a success closes it, an outage failure counts toward
 /// opening it; other errors (rate limits, bad requests) say the provider is up and count neither.
-async fn record(breaker: &dyn CircuitBreaker, result: &Result<LlmReply, LlmError>) {
+async fn record(breaker: &dyn CircuitBreaker, model: &str, result: &Result<LlmReply, LlmError>) {
     let success = match result {
         Ok(_) => true,
         Err(error) if error.trips_breaker() => false,
         Err(_) => return,
     };
-    match breaker.record(success).await {
+    let transition = breaker.record(success).await;
+    if let Ok(Some(change)) = &transition {
+        let labels = [("model", model.to_string()), ("to", change.to.clone())];
+        metrics::counter!("arian_llm_circuit_transitions_total", &labels).increment(1);
+        let open = if change.to == "closed" { 0.0 } else { 1.0 };
+        metrics::gauge!("arian_llm_circuit_open", "model" => model.to_string()).set(open);
+    }
+    match transition {
         Ok(Some(transition)) if transition.to == "open" => {
             tracing::warn!(from = %transition.from, to = %transition.to, "circuit breaker opened");
         }

@@ -7,6 +7,7 @@ pub mod handler;
 pub mod heartbeat;
 pub mod llm_call;
 pub mod reconciler;
+pub mod turn;
 
 use std::collections::VecDeque;
 use std::future::Future;

@@ -1,22 +1,29 @@
 //! The router: every route with its middleware, built apart from serving.
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::routing::{get, post};
+use axum::{Router, middleware};
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+use crate::protection;
 use crate::routes::{auth, catalog, health, negotiations, runs, simulations};
 use crate::state::AppState;
 
 /// The largest request body the API reads.
 pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+/// The largest body the auth routes read.
+pub const MAX_AUTH_BODY_BYTES: usize = 16 * 1024;
 
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
+    // Auth bodies are small; anything bigger is refused before it is read.
+    let auth_routes = Router::new()
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
         .route("/auth/me", get(auth::me))
+        .layer(DefaultBodyLimit::max(MAX_AUTH_BODY_BYTES));
+    let api = Router::new()
+        .merge(auth_routes)
         .route(
             "/negotiations",
             post(negotiations::create).get(negotiations::list),
@@ -40,7 +47,12 @@ pub fn app(state: AppState) -> Router {
         .route("/techniques", get(catalog::techniques))
         .route("/negotiation-tactics", get(catalog::tactics))
         .route("/tactics", get(catalog::tactics))
-        .route("/personality-types", get(catalog::personalities));
+        .route("/personality-types", get(catalog::personalities))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            protection::cookie_write_guard,
+        ));
+    let cors = protection::cors(&state.cors_origins);
 
     Router::new()
         .nest("/api", api)
@@ -59,5 +71,7 @@ pub fn app(state: AppState) -> Router {
                 tracing::info_span!("http", method = %request.method(), route)
             }),
         )
+        .layer(cors)
+        .layer(middleware::from_fn(protection::security_headers))
         .with_state(state)
 }

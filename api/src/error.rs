@@ -20,6 +20,8 @@ pub enum ApiError {
     },
     #[error("authentication required")]
     Unauthorized,
+    #[error("forbidden")]
+    Forbidden,
     #[error("invalid credentials")]
     InvalidCredentials,
     #[error("not found")]
@@ -63,6 +65,7 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials", None),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", None),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None),
             ApiError::MethodNotAllowed => {

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod demo;
 pub mod error;
 pub mod json;
+pub mod protection;
 pub mod routes;
 pub mod service;
 pub mod startup;

@@ -28,6 +28,7 @@ pub fn app_state(config: &Config, services: &Services, tokens: TokenKeys) -> App
         max_attempts: config.retry.max_attempts,
         tokens: Arc::new(tokens),
         cookie_secure: config.cookie_secure,
+        cors_origins: Arc::new(config.cors_origins.clone()),
         embedded: services.embedded,
     }
 }

@@ -20,6 +20,8 @@ pub struct AppState {
     pub max_attempts: u32,
     pub tokens: Arc<TokenKeys>,
     pub cookie_secure: bool,
+    /// Origins allowed to call the API from a browser (CORS and cookie writes).
+    pub cors_origins: Arc<Vec<String>>,
     /// True when the queue is the in-process one of the embedded default.
     pub embedded: bool,
 }

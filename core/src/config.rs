@@ -82,6 +82,8 @@ pub struct Config {
     pub rate_limits: crate::limits::RateLimits,
     pub retry: RetryConfig,
     pub log_json: bool,
+    /// Exact origins allowed to call the API from a browser; none means same-origin only.
+    pub cors_origins: Vec<String>,
     /// Where a worker serves Prometheus metrics (`/metrics`); none when unset.
     pub metrics_addr: Option<SocketAddr>,
     /// Mark auth cookies `Secure`; off only for plain-HTTP local development.
@@ -241,6 +243,14 @@ impl Config {
             },
             log_json,
             cookie_secure: flag("COOKIE_SECURE", true)?,
+            cors_origins: var("CORS_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_string())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
             metrics_addr: var("METRICS_ADDR")
                 .map(|v| v.parse())
                 .transpose()

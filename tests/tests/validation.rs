@@ -364,3 +364,130 @@ async fn hostile_input_gets_json_errors_never_a_500() -> anyhow::Result<()> {
     backing.cleanup().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn every_response_carries_security_headers_and_cookie_writes_need_an_allowed_origin()
+-> anyhow::Result<()> {
+    let backing = Backing::embedded();
+    let app = TestApp::spawn(backing.config(&[("CORS_ORIGINS", "https://app.example")])).await?;
+    let register = app
+        .http
+        .post(app.url("/api/auth/register"))
+        .json(&json!({"username": "cookieuser", "password": "correct-Horse-battery-9"}))
+        .send()
+        .await?;
+    let cookie = register.headers()["set-cookie"]
+        .to_str()?
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(cookie.starts_with("arian_access="), "{cookie}");
+
+    for (path, status) in [
+        ("/health", 200),
+        ("/api/negotiations", 401),
+        ("/api/nowhere", 404),
+    ] {
+        let response = app.http.get(app.url(path)).send().await?;
+        assert_eq!(response.status(), status, "{path}");
+        for header in [
+            "strict-transport-security",
+            "x-content-type-options",
+            "x-frame-options",
+            "content-security-policy",
+            "referrer-policy",
+            "cache-control",
+        ] {
+            assert!(
+                response.headers().contains_key(header),
+                "{path} lacks {header}"
+            );
+        }
+        assert_eq!(response.headers()["x-frame-options"], "DENY");
+    }
+
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/api/negotiations"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let allowed = preflight("https://app.example").await?;
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(
+        allowed.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    let refused = preflight("https://evil.example").await?;
+    assert!(
+        !refused
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+
+    let body = scenario_body("01").to_string();
+    let post = |origin: Option<&'static str>, content_type: &'static str| {
+        let mut request = app
+            .http
+            .post(app.url("/api/negotiations"))
+            .header("cookie", &cookie)
+            .header("content-type", content_type)
+            .body(body.clone());
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    assert_eq!(
+        post(Some("https://evil.example"), "application/json")
+            .await?
+            .status(),
+        403
+    );
+    assert_eq!(
+        post(Some("https://app.example"), "text/plain")
+            .await?
+            .status(),
+        403
+    );
+    assert_eq!(
+        post(None, "application/x-www-form-urlencoded")
+            .await?
+            .status(),
+        403
+    );
+    let response = app
+        .http
+        .get(app.url("/api/negotiations"))
+        .header("cookie", &cookie)
+        .send()
+        .await?;
+    let listed: serde_json::Value = response.json().await?;
+    assert_eq!(
+        listed["data"].as_array().map(Vec::len),
+        Some(0),
+        "refused writes created nothing"
+    );
+    assert_eq!(
+        post(Some("https://app.example"), "application/json")
+            .await?
+            .status(),
+        201
+    );
+
+    let big = json!({"username": "x".repeat(20_000), "password": "correct-Horse-battery-9"});
+    let response = app
+        .http
+        .post(app.url("/api/auth/login"))
+        .json(&big)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 413, "auth bodies are capped at 16 KB");
+    backing.cleanup().await;
+    Ok(())
+}

@@ -255,6 +255,30 @@ impl TestApp {
         Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
+    /// Creates a negotiation from scenario 01 and a batch with `body`, then starts it; returns
+    /// the queue id.
+    pub async fn start_batch(&self, token: &str, body: &Value) -> anyhow::Result<String> {
+        let (code, created) = self
+            .post(token, "/api/negotiations", &scenario_body("01"))
+            .await?;
+        anyhow::ensure!(code == 201, "negotiation: {created}");
+        let id = created["data"]["id"].as_str().unwrap_or_default();
+        let (code, batch) = self
+            .post(token, &format!("/api/simulations/queue/{id}"), body)
+            .await?;
+        anyhow::ensure!(code == 201, "batch: {batch}");
+        let queue_id = batch["queueId"].as_str().unwrap_or_default().to_string();
+        let (code, started) = self
+            .post(
+                token,
+                &format!("/api/simulations/queue/{queue_id}/start"),
+                &json!({}),
+            )
+            .await?;
+        anyhow::ensure!(code == 200, "start: {started}");
+        Ok(queue_id)
+    }
+
     /// Polls a batch's status until it is final or `timeout` passes; returns the last status.
     pub async fn wait_for_batch(
         &self,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arian_api::startup::InProcessWorkers;
 use arian_core::config::{Config, LlmProviderKind};
 use arian_core::engine::{Negotiation, Terms};
 use arian_core::llm::{LlmError, LlmProvider, OpenAiConfig, OpenAiProvider, TurnContext};
@@ -181,35 +182,39 @@ async fn a_hanging_provider_times_out() {
     assert_eq!(error, LlmError::Timeout);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_batch_plays_against_an_openai_compatible_server() -> anyhow::Result<()> {
-    let fake = FakeLlm::start(well_behaved()).await;
+/// An embedded app whose in-process worker plays against `fake`, and a registered user's token.
+async fn app_against(
+    fake: &FakeLlm,
+    extra: &[(&str, &str)],
+    user: &str,
+) -> anyhow::Result<(Backing, TestApp, InProcessWorkers, String)> {
     let backing = Backing::embedded();
-    let config: Config = backing.config(&[
+    let mut vars = vec![
         ("LLM_PROVIDER", "openai"),
         ("LLM_API_KEY", "sk-test"),
-        ("LLM_BASE_URL", &fake.base_url),
-    ]);
+        ("LLM_BASE_URL", fake.base_url.as_str()),
+    ];
+    vars.extend_from_slice(extra);
+    let config: Config = backing.config(&vars);
     assert_eq!(config.llm.provider, LlmProviderKind::OpenAi);
     let app = TestApp::spawn(config).await?;
     let workers = app.workers(1)?;
-    let token = app.register("httpuser").await?;
-    let (_, created) = app
-        .post(&token, "/api/negotiations", &scenario_body("01"))
-        .await?;
-    let id = created["data"]["id"].as_str().expect("id");
-    let (_, batch) = app
-        .post(&token, &format!("/api/simulations/queue/{id}"), &json!({}))
-        .await?;
-    let queue_id = batch["queueId"].as_str().expect("queue id");
-    app.post(
-        &token,
-        &format!("/api/simulations/queue/{queue_id}/start"),
-        &json!({}),
-    )
-    .await?;
+    let token = app.register(user).await?;
+    Ok((backing, app, workers, token))
+}
+
+/// One technique and one tactic: a batch of a single run.
+fn single_run() -> serde_json::Value {
+    json!({"techniques": ["technique.tauschhandel"], "tactics": ["tactic.zeitdruck"]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_plays_against_an_openai_compatible_server() -> anyhow::Result<()> {
+    let fake = FakeLlm::start(well_behaved()).await;
+    let (backing, app, workers, token) = app_against(&fake, &[], "httpuser").await?;
+    let queue_id = app.start_batch(&token, &json!({})).await?;
     let status = app
-        .wait_for_batch(&token, queue_id, Duration::from_secs(30))
+        .wait_for_batch(&token, &queue_id, Duration::from_secs(30))
         .await?;
     assert_eq!(status["status"], "completed", "{status}");
     assert_eq!(status["completedCount"], 6);
@@ -243,34 +248,12 @@ async fn call_level_retries_ride_out_a_429_and_a_503_within_one_attempt() -> any
         _ => completion(&negotiating_turn(request).to_string(), 300, 120),
     });
     let fake = FakeLlm::start(flaky).await;
-    let backing = Backing::embedded();
-    let config = backing.config(&[
-        ("LLM_PROVIDER", "openai"),
-        ("LLM_API_KEY", "sk-test"),
-        ("LLM_BASE_URL", &fake.base_url),
-        ("LLM_RETRY_BASE_MS", "50"),
-    ]);
-    let app = TestApp::spawn(config).await?;
-    let workers = app.workers(1)?;
-    let token = app.register("retryuser").await?;
-    let (_, created) = app
-        .post(&token, "/api/negotiations", &scenario_body("01"))
-        .await?;
-    let id = created["data"]["id"].as_str().expect("id");
-    let body = json!({"techniques": ["technique.tauschhandel"], "tactics": ["tactic.zeitdruck"]});
-    let (_, batch) = app
-        .post(&token, &format!("/api/simulations/queue/{id}"), &body)
-        .await?;
-    let queue_id = batch["queueId"].as_str().expect("queue id");
+    let (backing, app, workers, token) =
+        app_against(&fake, &[("LLM_RETRY_BASE_MS", "50")], "retryuser").await?;
     let started = std::time::Instant::now();
-    app.post(
-        &token,
-        &format!("/api/simulations/queue/{queue_id}/start"),
-        &json!({}),
-    )
-    .await?;
+    let queue_id = app.start_batch(&token, &single_run()).await?;
     let status = app
-        .wait_for_batch(&token, queue_id, Duration::from_secs(30))
+        .wait_for_batch(&token, &queue_id, Duration::from_secs(30))
         .await?;
     assert_eq!(status["status"], "completed", "{status}");
     assert!(
@@ -297,32 +280,10 @@ async fn an_unusable_answer_is_asked_again_once_and_both_calls_are_paid() -> any
         _ => completion(&negotiating_turn(request).to_string(), 300, 120),
     });
     let fake = FakeLlm::start(sloppy).await;
-    let backing = Backing::embedded();
-    let config = backing.config(&[
-        ("LLM_PROVIDER", "openai"),
-        ("LLM_API_KEY", "sk-test"),
-        ("LLM_BASE_URL", &fake.base_url),
-    ]);
-    let app = TestApp::spawn(config).await?;
-    let workers = app.workers(1)?;
-    let token = app.register("reaskuser").await?;
-    let (_, created) = app
-        .post(&token, "/api/negotiations", &scenario_body("01"))
-        .await?;
-    let id = created["data"]["id"].as_str().expect("id");
-    let body = json!({"techniques": ["technique.tauschhandel"], "tactics": ["tactic.zeitdruck"]});
-    let (_, batch) = app
-        .post(&token, &format!("/api/simulations/queue/{id}"), &body)
-        .await?;
-    let queue_id = batch["queueId"].as_str().expect("queue id");
-    app.post(
-        &token,
-        &format!("/api/simulations/queue/{queue_id}/start"),
-        &json!({}),
-    )
-    .await?;
+    let (backing, app, workers, token) = app_against(&fake, &[], "reaskuser").await?;
+    let queue_id = app.start_batch(&token, &single_run()).await?;
     let status = app
-        .wait_for_batch(&token, queue_id, Duration::from_secs(30))
+        .wait_for_batch(&token, &queue_id, Duration::from_secs(30))
         .await?;
     assert_eq!(status["status"], "completed", "{status}");
     let (_, runs) = app

@@ -169,17 +169,13 @@ pub async fn run(
         () = shutdown => None,
     };
     let result = match result {
-        Some(ended) => ended
-            .map_err(anyhow::Error::from)
-            .and_then(|r| r.map_err(|e| anyhow::anyhow!("worker ended: {e}"))),
+        Some(ended) => worker_result(ended),
         None => {
             tracing::info!("shutdown requested: no new jobs, parking in-flight runs");
             let _ = stop.send(true);
             let _ = release.send(());
             match tokio::time::timeout(drain_timeout, worker).await {
-                Ok(ended) => ended
-                    .map_err(anyhow::Error::from)
-                    .and_then(|r| r.map_err(|e| anyhow::anyhow!("worker ended: {e}"))),
+                Ok(ended) => worker_result(ended),
                 Err(_) => {
                     tracing::warn!(
                         "drain timeout passed; unfinished runs resume elsewhere when their leases expire"
@@ -193,6 +189,13 @@ pub async fn run(
     deps.hand_back_buffered().await;
     tracing::info!(worker_id = %deps.worker_id, "worker stopped");
     result
+}
+
+/// The apalis worker's task result as one error chain.
+fn worker_result<E: std::fmt::Display>(
+    joined: Result<Result<(), E>, tokio::task::JoinError>,
+) -> anyhow::Result<()> {
+    joined?.map_err(|e| anyhow::anyhow!("worker ended: {e}"))
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+    UpdateMany,
 };
 
 use crate::domain::{BatchStatus, Offer, Outcome, RunStatus};
@@ -29,42 +30,16 @@ impl Store {
         evaluation: &Evaluation,
     ) -> StoreResult<()> {
         let run = &leased.run;
-        let at = now();
         let txn = self.db.begin().await?;
         self.lock_batch(&txn, &run.queue_id).await?;
-        let done = run::Entity::update_many()
-            .col_expr(
-                run::Column::Status,
-                Expr::value(RunStatus::Completed.as_str()),
-            )
+        let update = final_update(RunStatus::Completed, totals)
             .col_expr(run::Column::Outcome, Expr::value(outcome.as_str()))
-            .col_expr(
-                run::Column::InputTokens,
-                Expr::value(totals.usage.input as i64),
-            )
-            .col_expr(
-                run::Column::OutputTokens,
-                Expr::value(totals.usage.output as i64),
-            )
-            .col_expr(run::Column::Cost, Expr::value(totals.cost))
-            .col_expr(run::Column::TotalRounds, Expr::value(totals.rounds as i32))
             .col_expr(run::Column::DealValue, Expr::value(evaluation.deal_value))
             .col_expr(
                 run::Column::FinalOffer,
                 Expr::value(final_offer.map(|o| serde_json::to_value(o).unwrap_or_default())),
-            )
-            .col_expr(
-                run::Column::LeaseExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(run::Column::CompletedAt, Expr::value(at))
-            .col_expr(run::Column::UpdatedAt, Expr::value(at))
-            .filter(held(&run.id, leased.attempt))
-            .exec(&txn)
-            .await?;
-        if done.rows_affected == 0 {
-            return Err(lease_lost());
-        }
+            );
+        apply_fenced(&txn, update, leased).await?;
         let products = evaluation
             .products
             .iter()
@@ -113,38 +88,55 @@ impl Store {
         totals: RunTotals,
     ) -> StoreResult<()> {
         let run = &leased.run;
-        let at = now();
         let txn = self.db.begin().await?;
         self.lock_batch(&txn, &run.queue_id).await?;
-        let failed = run::Entity::update_many()
-            .col_expr(run::Column::Status, Expr::value(RunStatus::Failed.as_str()))
-            .col_expr(run::Column::LastError, Expr::value(reason))
-            .col_expr(
-                run::Column::InputTokens,
-                Expr::value(totals.usage.input as i64),
-            )
-            .col_expr(
-                run::Column::OutputTokens,
-                Expr::value(totals.usage.output as i64),
-            )
-            .col_expr(run::Column::Cost, Expr::value(totals.cost))
-            .col_expr(run::Column::TotalRounds, Expr::value(totals.rounds as i32))
-            .col_expr(
-                run::Column::LeaseExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(run::Column::CompletedAt, Expr::value(at))
-            .col_expr(run::Column::UpdatedAt, Expr::value(at))
-            .filter(held(&run.id, leased.attempt))
-            .exec(&txn)
-            .await?;
-        if failed.rows_affected == 0 {
-            return Err(lease_lost());
-        }
+        let update = final_update(RunStatus::Failed, totals)
+            .col_expr(run::Column::LastError, Expr::value(reason));
+        apply_fenced(&txn, update, leased).await?;
         count_final(&txn, run, batch::Column::FailedCount).await?;
         txn.commit().await?;
         Ok(())
     }
+}
+
+/// The columns every final state of a leased run sets: its totals, no lease, the end time.
+/// The lease owner stays as the record of which worker finished the run.
+fn final_update(status: RunStatus, totals: RunTotals) -> UpdateMany<run::Entity> {
+    let at = now();
+    run::Entity::update_many()
+        .col_expr(run::Column::Status, Expr::value(status.as_str()))
+        .col_expr(
+            run::Column::InputTokens,
+            Expr::value(totals.usage.input as i64),
+        )
+        .col_expr(
+            run::Column::OutputTokens,
+            Expr::value(totals.usage.output as i64),
+        )
+        .col_expr(run::Column::Cost, Expr::value(totals.cost))
+        .col_expr(run::Column::TotalRounds, Expr::value(totals.rounds as i32))
+        .col_expr(
+            run::Column::LeaseExpiresAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(run::Column::CompletedAt, Expr::value(at))
+        .col_expr(run::Column::UpdatedAt, Expr::value(at))
+}
+
+/// Applies a final-state update only while `leased` still holds the run.
+async fn apply_fenced(
+    txn: &impl ConnectionTrait,
+    update: UpdateMany<run::Entity>,
+    leased: &LeasedRun,
+) -> StoreResult<()> {
+    let updated = update
+        .filter(held(&leased.run.id, leased.attempt))
+        .exec(txn)
+        .await?;
+    if updated.rows_affected == 0 {
+        return Err(lease_lost());
+    }
+    Ok(())
 }
 
 /// Counts a final run in its batch and completes the batch when every run is final. The

@@ -81,35 +81,14 @@ impl Rig {
 
     /// Creates a negotiation from scenario 01 and a batch with `body`, then starts it.
     async fn start_batch(&self, body: Value) -> anyhow::Result<String> {
-        let (code, created) = self
-            .app
-            .post(&self.token, "/api/negotiations", &scenario_body("01"))
-            .await?;
-        anyhow::ensure!(code == 201, "negotiation: {created}");
-        let id = created["data"]["id"].as_str().unwrap_or_default();
-        let (code, batch) = self
-            .app
-            .post(&self.token, &format!("/api/simulations/queue/{id}"), &body)
-            .await?;
-        anyhow::ensure!(code == 201, "batch: {batch}");
-        let queue_id = batch["queueId"].as_str().unwrap_or_default().to_string();
-        let (code, started) = self
-            .app
-            .post(
-                &self.token,
-                &format!("/api/simulations/queue/{queue_id}/start"),
-                &json!({}),
-            )
-            .await?;
-        anyhow::ensure!(code == 200, "start: {started}");
-        Ok(queue_id)
+        self.app.start_batch(&self.token, &body).await
     }
 
     async fn drain(&self, queue_id: &str, limit: Duration) -> anyhow::Result<()> {
         let store = &self.app.services.store;
         eventually(limit, "the batch to drain", || async move {
-            Ok(store.run_counts(queue_id).await?.total()
-                == store.run_counts(queue_id).await?.finished())
+            let counts = store.run_counts(queue_id).await?;
+            Ok(counts.total() == counts.finished())
         })
         .await
     }

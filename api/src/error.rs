@@ -34,6 +34,12 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("too many requests; retry after {retry_after_secs} s")]
+    RateLimited {
+        limit: u32,
+        window_secs: u64,
+        retry_after_secs: u64,
+    },
     #[error("service temporarily unavailable")]
     Unavailable { retry_after_secs: u64 },
     #[error("internal error")]
@@ -76,6 +82,7 @@ impl ApiError {
                 "unsupported_media_type",
                 None,
             ),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None),
             ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
         }
@@ -85,18 +92,40 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, field) = self.parts();
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(error = ?cause, "request failed");
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
+            // Denials are security events; the request span names the client IP and user.
+            ApiError::Unauthorized | ApiError::Forbidden => {
+                tracing::warn!(status = status.as_u16(), "request denied")
+            }
+            ApiError::NotFound => tracing::info!("not found or not the caller's"),
+            _ => {}
         }
         let mut error = json!({"code": code, "message": self.to_string()});
         if let Some(field) = field {
             error["field"] = json!(field);
         }
         let mut response = (status, axum::Json(json!({"error": error}))).into_response();
-        if let ApiError::Unavailable { retry_after_secs } = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Unavailable { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            ApiError::RateLimited {
+                limit,
+                window_secs,
+                retry_after_secs,
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                crate::limits::rate_headers(
+                    headers,
+                    limit,
+                    0,
+                    std::time::Duration::from_secs(retry_after_secs),
+                    std::time::Duration::from_secs(window_secs),
+                );
+            }
+            _ => {}
         }
         response
     }

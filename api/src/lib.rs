@@ -2,14 +2,18 @@
 
 pub mod app;
 pub mod auth;
+pub mod client_ip;
 pub mod demo;
 pub mod error;
 pub mod json;
+pub mod limits;
 pub mod protection;
 pub mod routes;
+pub mod serve;
 pub mod service;
 pub mod startup;
 pub mod state;
+pub mod ws;
 
 pub use app::app;
 pub use state::AppState;

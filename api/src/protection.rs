@@ -8,7 +8,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::auth::tokens::access_cookie_name;
+use crate::auth::cookies;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -82,16 +82,9 @@ fn is_cookie_write(request: &Request<Body>, secure: bool) -> bool {
         Method::GET | Method::HEAD | Method::OPTIONS
     );
     let has_bearer = request.headers().contains_key(header::AUTHORIZATION);
-    let cookie = access_cookie_name(secure);
-    let has_cookie = request
-        .headers()
-        .get_all(header::COOKIE)
+    let has_cookie = [cookies::access_name(secure), cookies::refresh_name(secure)]
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| {
-            v.split(';')
-                .any(|pair| pair.trim().starts_with(&format!("{cookie}=")))
-        });
+        .any(|name| cookies::read(request.headers(), name).is_some());
     unsafe_method && has_cookie && !has_bearer
 }
 

@@ -18,8 +18,12 @@ pub use arian_core::services::{Services, connect};
 use crate::auth::tokens::TokenKeys;
 use crate::state::AppState;
 
+/// The handlers' state; starts relaying run events to WebSockets (needs a Tokio runtime).
 pub fn app_state(config: &Config, services: &Services, tokens: TokenKeys) -> AppState {
+    let hub = Arc::new(crate::ws::Hub::default());
+    hub.spawn_relay(services.store.clone(), services.events.clone());
     AppState {
+        hub,
         store: services.store.clone(),
         queue: services.queue.clone(),
         catalog: Arc::new(Catalog::builtin()),
@@ -29,6 +33,8 @@ pub fn app_state(config: &Config, services: &Services, tokens: TokenKeys) -> App
         tokens: Arc::new(tokens),
         cookie_secure: config.cookie_secure,
         cors_origins: Arc::new(config.cors_origins.clone()),
+        security: Arc::new(config.security.clone()),
+        limits: Arc::new(crate::limits::Limits::new(&config.security)),
         embedded: services.embedded,
     }
 }
@@ -87,8 +93,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, crate::app(state))
-        .with_graceful_shutdown(shutdown)
+    let header_read_timeout = state.security.header_read_timeout;
+    crate::serve::serve(listener, crate::app(state), header_read_timeout, shutdown)
         .await
         .context("serving HTTP")
 }

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+mod security;
+
+pub use security::SecurityConfig;
+
 /// The shortest accepted JWT secret, in bytes.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -90,6 +94,7 @@ pub struct Config {
     pub cookie_secure: bool,
     /// The SQLite file of the embedded default.
     pub sqlite_path: String,
+    pub security: SecurityConfig,
 }
 
 impl Config {
@@ -261,6 +266,7 @@ impl Config {
                     )
                 })?,
             sqlite_path: var("SQLITE_PATH").unwrap_or_else(|| "arian.sqlite".into()),
+            security: SecurityConfig::from_lookup(&var)?,
         })
     }
 

@@ -5,6 +5,7 @@ pub mod breaker;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod events;
 pub mod limits;
 pub mod llm;
 pub mod queue;

@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use crate::breaker::{CircuitBreaker, LocalBreaker, RedisBreaker};
 use crate::config::{Config, LlmProviderKind};
+use crate::events::{EventBus, MemoryEvents, RedisEvents};
 use crate::limits::{RateLimiter, RedisRateLimiter, Unlimited};
 use crate::queue::{JobQueue, MemoryQueue, RedisQueue};
 use crate::store::Store;
@@ -20,6 +21,8 @@ pub struct Services {
     pub breaker: Arc<dyn CircuitBreaker>,
     /// The shared request and token limits of the configured model.
     pub limiter: Arc<dyn RateLimiter>,
+    /// Live run events for WebSocket clients.
+    pub events: Arc<dyn EventBus>,
     pub embedded: bool,
 }
 
@@ -58,8 +61,10 @@ pub async fn connect(config: &Config, sqlite_path: &str) -> anyhow::Result<Servi
                     config.rate_limits,
                 ))
             };
+            let events = RedisEvents::new(queue.clone(), redis_url, &config.redis_prefix);
             Ok(Services {
                 store,
+                events: Arc::new(events),
                 queue: Arc::new(queue),
                 breaker: Arc::new(breaker),
                 limiter,
@@ -74,6 +79,7 @@ pub async fn connect(config: &Config, sqlite_path: &str) -> anyhow::Result<Servi
             Ok(Services {
                 store,
                 queue: Arc::new(MemoryQueue::new()),
+                events: Arc::new(MemoryEvents::new()),
                 breaker: Arc::new(LocalBreaker::new(config.breaker)),
                 // FIXME(embedded-limits): the embedded default has no rate limiter; one process
                 // rarely needs one, and the provider's 429s are still honoured.

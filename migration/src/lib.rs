@@ -7,6 +7,7 @@ mod m20261204_000002_seed_catalog;
 mod m20261204_000003_batch_request_hash;
 mod m20261204_000004_turn_reasks;
 mod m20261204_000005_batch_budget;
+mod m20261204_000006_api_keys_and_tickets;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000003_batch_request_hash::Migration),
             Box::new(m20261204_000004_turn_reasks::Migration),
             Box::new(m20261204_000005_batch_budget::Migration),
+            Box::new(m20261204_000006_api_keys_and_tickets::Migration),
         ]
     }
 }

@@ -98,6 +98,12 @@ impl Backing {
             ("COOKIE_SECURE".into(), "false".into()),
             ("LEASE_TIMEOUT_SECS".into(), "5".into()),
             ("RECONCILE_INTERVAL_SECS".into(), "1".into()),
+            // Functional tests make many requests from one address; the security tests set
+            // the real limits themselves.
+            ("RATE_LIMIT_GENERAL".into(), "1000000".into()),
+            ("RATE_LIMIT_ENQUEUE".into(), "100000".into()),
+            ("RATE_LIMIT_AUTH_FAILURES".into(), "100000".into()),
+            ("RATE_LIMIT_ACCOUNT_FAILURES".into(), "100000".into()),
         ];
         match self {
             Backing::Distributed {

@@ -14,11 +14,13 @@ use arian_core::store::{LeaseOutcome, LeasedRun, RunTotals, Store, StoreError};
 use chrono::Utc;
 use futures::FutureExt;
 use rand::Rng;
+use serde_json::json;
 use tracing::Instrument;
 
 use crate::WorkerDeps;
 use crate::failure::{Decision, RunError, decide};
 use crate::heartbeat::Heartbeat;
+use crate::progress;
 use crate::turn::{ask, estimate_turn_cost, release, save_turn};
 
 /// Why a batch stops when its budget cannot pay for the next turn.
@@ -73,6 +75,7 @@ async fn process(job: &RunJob, deps: &Arc<WorkerDeps>) {
     };
     tracing::Span::current().record("attempt", leased.attempt);
     tracing::debug!("run leased");
+    progress::started(deps, &leased.run, leased.attempt).await;
 
     let heartbeat = Heartbeat::start(deps.clone(), leased.clone());
     let played = AssertUnwindSafe(play(&leased, deps, &heartbeat))
@@ -97,7 +100,9 @@ async fn process(job: &RunJob, deps: &Arc<WorkerDeps>) {
             }
         }
         Ok(Ended::Stopped) => {
-            queue_call(deps.queue.ack(job.id(), AckOutcome::Dropped).await, "ack")
+            queue_call(deps.queue.ack(job.id(), AckOutcome::Dropped).await, "ack");
+            let data = json!({"reason": "stopped"});
+            progress::finished(deps, &leased.run, "simulation_stopped", data).await;
         }
         Err(RunError::Store(StoreError::Conflict(reason))) => {
             // Stopped, or taken over after this attempt's lease ran out: it is not ours now.
@@ -148,6 +153,8 @@ async fn fail_or_retry(
                 .is_ok()
             {
                 queue_call(deps.queue.ack(job.id(), AckOutcome::Failed).await, "ack");
+                let data = json!({"error": reason, "retryCount": leased.attempt});
+                progress::finished(deps, &leased.run, "simulation_failed", data).await;
             }
         }
     }
@@ -257,6 +264,7 @@ async fn play(
             repairs = record.repairs,
             "turn stored"
         );
+        progress::round(deps, run, &record).await;
         negotiation.record(record);
     }
 
@@ -280,6 +288,13 @@ async fn play(
         return (turns, Err(e.into()));
     }
     tracing::info!(outcome = %outcome, rounds = totals.rounds, cost_usd = totals.cost, "run completed");
+    let data = json!({
+        "outcome": outcome,
+        "totalRounds": totals.rounds,
+        "cost": totals.cost,
+        "dealValue": evaluation.deal_value,
+    });
+    progress::finished(deps, run, "simulation_completed", data).await;
     (turns, Ok(Ended::Finished))
 }
 

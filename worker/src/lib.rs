@@ -6,6 +6,7 @@ pub mod failure;
 pub mod handler;
 pub mod heartbeat;
 pub mod llm_call;
+pub mod progress;
 pub mod reconciler;
 pub mod turn;
 
@@ -35,6 +36,8 @@ pub struct WorkerDeps {
     pub llm: Arc<dyn LlmProvider>,
     pub breaker: Arc<dyn arian_core::breaker::CircuitBreaker>,
     pub limiter: Arc<dyn arian_core::limits::RateLimiter>,
+    /// Where live progress goes.
+    pub events: Arc<dyn arian_core::events::EventBus>,
     pub catalog: Catalog,
     pub prices: PriceTable,
     pub lease: Duration,
@@ -122,6 +125,7 @@ pub fn deps_from_config(
         llm,
         breaker: services.breaker.clone(),
         limiter: services.limiter.clone(),
+        events: services.events.clone(),
         catalog: Catalog::builtin(),
         prices: PriceTable::default(),
         lease: config.lease_timeout,

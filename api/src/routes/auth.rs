@@ -1,13 +1,20 @@
-//! `/api/auth`: register, login and who-am-i.
+//! `/api/auth`: register, login, refresh, logout and who-am-i. A login opens a session: an
+//! access token and a refresh token whose family rotates on every use.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{AuthUser, password, tokens};
+use arian_core::store::entities::user;
+use arian_core::store::sessions::RefreshOutcome;
+
+use crate::auth::{AuthUser, Credential, authenticate, cookies, password, secrets, tokens};
+use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ApiResult};
 use crate::json::JsonBody;
 use crate::state::AppState;
@@ -20,11 +27,26 @@ pub struct Credentials {
 
 pub async fn register(
     State(state): State<AppState>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     JsonBody(body): JsonBody<Credentials>,
 ) -> ApiResult<Response> {
+    let ip_key = format!("ip:{ip}");
+    state
+        .limits
+        .auth_failures_per_ip
+        .check(&ip_key)
+        .inspect_err(|_| {
+            tracing::warn!(limit = "auth", client_ip = %ip, "rate limit hit on register");
+        })?;
+    let created = create_account(&state, body).await;
+    let user = created.inspect_err(|_| state.limits.auth_failures_per_ip.record(&ip_key))?;
+    tracing::info!(user_id = %user.id, client_ip = %ip, "user registered");
+    open_session(&state, StatusCode::CREATED, &user).await
+}
+
+async fn create_account(state: &AppState, body: Credentials) -> ApiResult<user::Model> {
     let username = body.username.trim().to_string();
-    let length = username.chars().count();
-    if !(3..=50).contains(&length) {
+    if !(3..=50).contains(&username.chars().count()) {
         return Err(ApiError::validation(
             "username",
             "must be 3 to 50 characters",
@@ -41,47 +63,179 @@ pub async fn register(
     }
     password::check_policy(&body.password)?;
     let hash = password::hash(body.password).await?;
-    let user = state.store.create_user(&username, &hash).await?;
-    tracing::info!(user_id = %user.id, "user registered");
-    session_response(&state, StatusCode::CREATED, &user.id, &user.username)
+    Ok(state.store.create_user(&username, &hash).await?)
 }
 
+/// Unknown users and wrong passwords get the same answer after the same argon2 work. Only
+/// failures count towards the per-IP and per-account limits, checked before the password.
 pub async fn login(
     State(state): State<AppState>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     JsonBody(body): JsonBody<Credentials>,
 ) -> ApiResult<Response> {
-    let user = state.store.user_by_name(body.username.trim()).await?;
+    let username = body.username.trim();
+    let ip_key = format!("ip:{ip}");
+    let account_key = format!("account:{}", username.to_lowercase());
+    let limits = &state.limits;
+    limits
+        .auth_failures_per_ip
+        .check(&ip_key)
+        .and_then(|()| limits.auth_failures_per_account.check(&account_key))
+        .inspect_err(|_| {
+            tracing::warn!(limit = "auth", client_ip = %ip, "rate limit hit on login");
+        })?;
+    let user = state.store.user_by_name(username).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    if !password::verify(body.password, stored).await {
-        tracing::warn!(
-            user_id = user.as_ref().map(|u| u.id.as_str()),
-            "failed login"
-        );
-        return Err(ApiError::InvalidCredentials);
+    match user {
+        Some(user) if password::verify(body.password, stored).await => {
+            tracing::info!(user_id = %user.id, client_ip = %ip, "login");
+            open_session(&state, StatusCode::OK, &user).await
+        }
+        user => {
+            limits.auth_failures_per_ip.record(&ip_key);
+            limits.auth_failures_per_account.record(&account_key);
+            tracing::warn!(
+                user_id = user.as_ref().map(|u| u.id.as_str()),
+                client_ip = %ip,
+                "failed login"
+            );
+            Err(ApiError::InvalidCredentials)
+        }
     }
-    let user = user.ok_or(ApiError::InvalidCredentials)?;
-    session_response(&state, StatusCode::OK, &user.id, &user.username)
+}
+
+/// Spends the refresh cookie for a new access token and a new refresh token. A token spent
+/// before means it was copied: the whole session ends.
+pub async fn refresh(
+    State(state): State<AppState>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let secure = state.cookie_secure;
+    let Some(presented) = cookies::read(&headers, cookies::refresh_name(secure)) else {
+        return Ok(signed_out(ApiError::Unauthorized.into_response(), secure));
+    };
+    let successor = secrets::random_token();
+    let outcome = state
+        .store
+        .rotate_refresh(&secrets::digest(presented), &secrets::digest(&successor))
+        .await?;
+    match outcome {
+        RefreshOutcome::Rotated {
+            user_id,
+            family_id,
+            expires_at,
+        } => {
+            let user = state
+                .store
+                .user(&user_id)
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            session_response(
+                &state,
+                StatusCode::OK,
+                &user,
+                &family_id,
+                &successor,
+                expires_at,
+            )
+        }
+        RefreshOutcome::Reused { user_id, family_id } => {
+            tracing::warn!(
+                user_id = %user_id,
+                session = %family_id,
+                client_ip = %ip,
+                "refresh token reused; session revoked"
+            );
+            Ok(signed_out(ApiError::Unauthorized.into_response(), secure))
+        }
+        RefreshOutcome::Invalid => Ok(signed_out(ApiError::Unauthorized.into_response(), secure)),
+    }
+}
+
+/// Ends the session named by the refresh cookie or the access token, and clears both cookies.
+/// Its access tokens stop working at once: each request checks that its session is live.
+pub async fn logout(State(state): State<AppState>, parts: Parts) -> ApiResult<Response> {
+    let mut sessions = Vec::new();
+    if let Some(token) = cookies::read(&parts.headers, cookies::refresh_name(state.cookie_secure))
+        && let Some((_, family)) = state.store.refresh_family(&secrets::digest(token)).await?
+    {
+        sessions.push(family);
+    }
+    if let Ok(Some(user)) = authenticate(&parts, &state).await
+        && let Credential::Session(family) = user.credential
+    {
+        sessions.push(family);
+    }
+    for family in &sessions {
+        let revoked = state.store.revoke_family(family).await?;
+        tracing::info!(session = %family, revoked, "logout");
+    }
+    Ok(signed_out(
+        StatusCode::NO_CONTENT.into_response(),
+        state.cookie_secure,
+    ))
 }
 
 pub async fn me(user: AuthUser) -> Json<serde_json::Value> {
     Json(json!({"user": {"id": user.id, "username": user.username}}))
 }
 
-/// The token in the body for API clients, and as an httpOnly cookie for browsers.
+async fn open_session(
+    state: &AppState,
+    status: StatusCode,
+    user: &user::Model,
+) -> ApiResult<Response> {
+    let refresh = secrets::random_token();
+    let ttl = chrono::Duration::from_std(state.security.refresh_ttl).map_err(ApiError::internal)?;
+    let session = state
+        .store
+        .start_session(&user.id, &secrets::digest(&refresh), Utc::now() + ttl)
+        .await?;
+    session_response(
+        state,
+        status,
+        user,
+        &session.family_id,
+        &refresh,
+        session.expires_at,
+    )
+}
+
+/// The access token in the body for API clients and in a cookie for browsers; the refresh
+/// token only in its httpOnly cookie, living no longer than its family.
 fn session_response(
     state: &AppState,
     status: StatusCode,
-    user_id: &str,
-    username: &str,
+    user: &user::Model,
+    session: &str,
+    refresh: &str,
+    expires_at: chrono::DateTime<Utc>,
 ) -> ApiResult<Response> {
-    let token = state.tokens.issue(user_id)?;
-    let mut headers = HeaderMap::new();
-    let cookie = tokens::access_cookie(&token, state.cookie_secure);
-    headers.insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
+    let token = state.tokens.issue(&user.id, session)?;
+    let secure = state.cookie_secure;
+    let max_age = (expires_at - Utc::now()).num_seconds().max(0) as u64;
+    let body = json!({
+        "user": {"id": user.id, "username": user.username},
+        "token": token,
+        "tokenType": "Bearer",
+        "expiresIn": tokens::ACCESS_TTL.as_secs(),
+    });
+    let mut response = (status, Json(body)).into_response();
+    cookies::set(
+        response.headers_mut(),
+        [
+            cookies::access(&token, secure),
+            cookies::refresh(refresh, max_age, secure),
+        ],
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let body = json!({"user": {"id": user_id, "username": username}, "token": token, "tokenType": "Bearer"});
-    Ok((status, headers, Json(body)).into_response())
+    Ok(response)
+}
+
+fn signed_out(mut response: Response, secure: bool) -> Response {
+    cookies::set(response.headers_mut(), cookies::cleared(secure));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }

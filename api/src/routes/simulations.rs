@@ -25,6 +25,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    state.limits.enqueue(&user.id, "create")?;
     let body: BatchBody = optional_json(&headers, body)?.unwrap_or_default();
     let key = headers
         .get("idempotency-key")
@@ -52,6 +53,7 @@ pub async fn start(
     State(state): State<AppState>,
     IdPath(queue_id): IdPath,
 ) -> ApiResult<Json<Value>> {
+    state.limits.enqueue(&user.id, "start")?;
     let batch = owned_batch(&state, &user, &queue_id).await?;
     let delivered = service::start_batch(&state, &batch).await?;
     Ok(Json(

@@ -26,6 +26,7 @@ const ENQUEUE_CHUNK: usize = 500;
 
 #[derive(Debug, Clone)]
 struct Keys {
+    prefix: String,
     jobs: String,
     ready: String,
     delayed: String,
@@ -40,6 +41,7 @@ impl Keys {
     fn new(prefix: &str) -> Self {
         let key = |name: &str| format!("{prefix}:{name}");
         Self {
+            prefix: prefix.to_string(),
             jobs: key("jobs"),
             ready: key("ready"),
             delayed: key("delayed"),
@@ -154,6 +156,17 @@ impl RedisQueue {
                 .invoke_async(&mut *conn)
                 .await
                 .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Publishes a message on `{prefix}:{channel}` within the command timeout.
+    pub async fn publish(&self, channel: &str, message: &str) -> Result<(), QueueError> {
+        let channel = format!("{}:{channel}", self.keys.prefix);
+        Self::timed(COMMAND_TIMEOUT, async {
+            let mut conn = self.conn().await?;
+            let _: i64 = conn.publish(channel, message).await.map_err(unavailable)?;
+            Ok(())
         })
         .await
     }

@@ -1,6 +1,7 @@
 //! The PostgreSQL/SQLite store over SeaORM: the source of truth for users, negotiations,
 //! batches, runs and their checkpoints. Every run state change is one guarded update.
 
+pub mod api_keys;
 pub mod batches;
 pub mod completion;
 pub mod controls;
@@ -8,6 +9,7 @@ pub mod entities;
 pub mod negotiations;
 pub mod reports;
 pub mod runs;
+pub mod sessions;
 pub mod users;
 
 use std::time::Duration;

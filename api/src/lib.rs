@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod client_ip;
 pub mod demo;
 pub mod error;

@@ -1,52 +1,6 @@
 //! The `arian-api` binary: `serve` (the default) or `demo`.
 
-use std::process::ExitCode;
-
-use arian_core::config::Config;
-use clap::{Parser, Subcommand};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "arian-api",
-    about = "Arian: LLM negotiation simulations at scale"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Serve the HTTP API (the default).
-    Serve,
-    /// Queue and play a batch on a shipped scenario, then print the results.
-    Demo(arian_api::demo::DemoArgs),
-}
-
 #[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let config = match Config::from_lookup(|name| std::env::var(name).ok()) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let demo = matches!(cli.command, Some(Command::Demo(_)));
-    let default_filter = if demo { "warn" } else { "info" };
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| default_filter.into());
-    arian_core::telemetry::init(&filter, config.log_json && !demo);
-
-    let result = match cli.command {
-        Some(Command::Demo(args)) => arian_api::demo::run(config, args).await,
-        Some(Command::Serve) | None => arian_api::startup::run_server(config).await,
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+async fn main() -> std::process::ExitCode {
+    arian_api::cli::main_from_env().await
 }

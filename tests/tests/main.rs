@@ -3,4 +3,6 @@
 mod batches;
 mod faults;
 mod llm_http;
+mod security;
+mod supply_chain;
 mod validation;

@@ -91,7 +91,11 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
                 )),
             }
         };
-        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0 {
+        if self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
             self.sweep();
         }
         verdict

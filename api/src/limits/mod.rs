@@ -114,6 +114,10 @@ pub fn rate_headers(
     reset: Duration,
     window: Duration,
 ) {
+    if headers.contains_key("ratelimit-limit") {
+        // A narrower limit (login failures, enqueue) already described this answer.
+        return;
+    }
     let reset_secs = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
     headers.insert("ratelimit-limit", HeaderValue::from(limit));
     headers.insert("ratelimit-remaining", HeaderValue::from(remaining));

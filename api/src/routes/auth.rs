@@ -86,8 +86,10 @@ pub async fn login(
         })?;
     let user = state.store.user_by_name(username).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
+    // Always hashed, against a dummy hash for unknown users, so timing tells nothing.
+    let verified = password::verify(body.password, stored).await;
     match user {
-        Some(user) if password::verify(body.password, stored).await => {
+        Some(user) if verified => {
             tracing::info!(user_id = %user.id, client_ip = %ip, "login");
             open_session(&state, StatusCode::OK, &user).await
         }

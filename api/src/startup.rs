@@ -24,6 +24,7 @@ pub fn app_state(config: &Config, services: &Services, tokens: TokenKeys) -> App
     hub.spawn_relay(services.store.clone(), services.events.clone());
     AppState {
         hub,
+        events: services.events.clone(),
         store: services.store.clone(),
         queue: services.queue.clone(),
         catalog: Arc::new(Catalog::builtin()),

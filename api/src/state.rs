@@ -28,6 +28,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Open WebSockets and the relay of run events to them.
     pub hub: Arc<crate::ws::Hub>,
+    /// Where the API publishes the run events it causes itself (a stop).
+    pub events: Arc<dyn arian_core::events::EventBus>,
     /// True when the queue is the in-process one of the embedded default.
     pub embedded: bool,
 }

@@ -171,6 +171,18 @@ async fn another_users_ids_answer_404_and_anonymous_calls_401() -> anyhow::Resul
         )
         .await?;
     assert_eq!(code, 404);
+    for verb in ["pause", "resume", "stop", "retry", "restart-failed"] {
+        let path = format!("/api/simulations/queue/{queue_id}/{verb}");
+        let (code, _) = app.post(&intruder, &path, &json!({})).await?;
+        assert_eq!(code, 404, "{verb}");
+    }
+    let (_, status) = app
+        .get(&owner, &format!("/api/simulations/queue/{queue_id}/status"))
+        .await?;
+    assert_eq!(
+        status["data"]["status"], "pending",
+        "the intruder changed nothing"
+    );
     let (_, list) = app.get(&intruder, "/api/negotiations").await?;
     assert_eq!(list["data"].as_array().map(Vec::len), Some(0));
 

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use arian_core::events::RunEvent;
 use arian_core::store::entities::simulation_queue;
 
 use crate::auth::AuthUser;
@@ -111,6 +112,16 @@ pub async fn stop(
         )));
     };
     tracing::info!(batch_id = %batch.id, stopped, "batch stopped");
+    let summary = json!({"status": "stopped", "reason": "stopped_by_user", "stoppedRuns": stopped});
+    state
+        .events
+        .publish(RunEvent::new(
+            "queue_completed",
+            &batch.negotiation_id,
+            &batch.id,
+            summary,
+        ))
+        .await;
     Ok(Json(
         json!({"success": true, "queueId": batch.id, "status": "stopped", "stoppedRuns": stopped}),
     ))

@@ -177,12 +177,42 @@ async fn a_user_never_receives_another_users_batch_events() -> anyhow::Result<()
             "no {expected} in {kinds:?}"
         );
     }
+    workers.shutdown().await;
+
+    // A stop by the owner is announced too, and only to the owner.
+    let (_, negotiation) = app
+        .post(
+            &owner.access,
+            "/api/negotiations",
+            &arian_tests::scenario_body("01"),
+        )
+        .await?;
+    let create = format!(
+        "/api/simulations/queue/{}",
+        negotiation["data"]["id"].as_str().unwrap_or_default()
+    );
+    let (_, batch) = app.post(&owner.access, &create, &json!({})).await?;
+    let stopped_id = batch["queueId"].as_str().unwrap_or_default().to_string();
+    let stop = format!("/api/simulations/queue/{stopped_id}/stop");
+    let (status, answer) = app.post(&owner.access, &stop, &json!({})).await?;
+    assert_eq!(status, 200, "{answer}");
+    // Late events of the first batch may still be on their way; skip them.
+    let event = loop {
+        let event = next_text(&mut owner_socket, Duration::from_secs(5)).await;
+        let event = event.expect("a stop event");
+        if event["queueId"] != json!(queue_id) {
+            break event;
+        }
+    };
+    assert_eq!(event["type"], "queue_completed");
+    assert_eq!(event["queueId"], json!(stopped_id));
+    assert_eq!(event["data"]["reason"], "stopped_by_user");
+
     assert_eq!(
         next_text(&mut snoop_socket, Duration::from_millis(500)).await,
         None,
         "the other user saw nothing"
     );
-    workers.shutdown().await;
     backing.cleanup().await;
     Ok(())
 }

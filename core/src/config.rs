@@ -27,6 +27,26 @@ fn invalid(var: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A whole number from `name`, `default` when unset, refused outside `min..=max`.
+fn bounded_number(
+    var: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let Some(text) = var(name) else {
+        return Ok(default);
+    };
+    let value: u64 = text
+        .parse()
+        .map_err(|_| invalid(name, "must be a whole number"))?;
+    if value < min || value > max {
+        return Err(invalid(name, format!("must be between {min} and {max}")));
+    }
+    Ok(value)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LlmProviderKind {
     Simulated,
@@ -144,19 +164,9 @@ impl Config {
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(invalid("LLM_BASE_URL", "must be an http or https URL"));
         }
-        let number =
-            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-                let Some(text) = var(name) else {
-                    return Ok(default);
-                };
-                let value: u64 = text
-                    .parse()
-                    .map_err(|_| invalid(name, "must be a whole number"))?;
-                if value < min || value > max {
-                    return Err(invalid(name, format!("must be between {min} and {max}")));
-                }
-                Ok(value)
-            };
+        let number = |name: &'static str, default: u64, min: u64, max: u64| {
+            bounded_number(&var, name, default, min, max)
+        };
         let flag = |name: &'static str, default: bool| match var(name).as_deref() {
             None => Ok(default),
             Some("true" | "1") => Ok(true),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, bounded_number, invalid};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecurityConfig {
@@ -40,16 +40,7 @@ pub struct SecurityConfig {
 impl SecurityConfig {
     pub fn from_lookup(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let number = |name: &'static str, default: u64, min: u64, max: u64| {
-            let Some(text) = var(name) else {
-                return Ok(default);
-            };
-            let value: u64 = text
-                .parse()
-                .map_err(|_| invalid(name, "must be a whole number"))?;
-            if value < min || value > max {
-                return Err(invalid(name, format!("must be between {min} and {max}")));
-            }
-            Ok(value)
+            bounded_number(var, name, default, min, max)
         };
         let secs = |name: &'static str, default: u64, max: u64| {
             number(name, default, 1, max).map(Duration::from_secs)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use arian_tests::Backing;
 use serde_json::{Value, json};
 
-use super::{PASSWORD, SECRET};
+use super::{PASSWORD, SECRET, cookie, set_cookies};
 
 #[tokio::test]
 async fn tokens_and_passwords_never_reach_the_logs_while_security_events_do() -> anyhow::Result<()>
@@ -49,18 +49,7 @@ async fn tokens_and_passwords_never_reach_the_logs_while_security_events_do() ->
         .json(&credentials)
         .send()
         .await?;
-    let refresh_cookie = registered
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| {
-            c.split(';')
-                .next()?
-                .strip_prefix("arian_refresh=")
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
+    let refresh_cookie = refresh_cookie_of(&registered);
     let body: Value = registered.json().await?;
     let access = body["token"].as_str().unwrap_or_default().to_string();
     let user_id = body["user"]["id"].as_str().unwrap_or_default().to_string();
@@ -76,18 +65,7 @@ async fn tokens_and_passwords_never_reach_the_logs_while_security_events_do() ->
             .send()
     };
     let rotated = refresh(refresh_cookie.clone()).await?;
-    let rotated_cookie = rotated
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| {
-            c.split(';')
-                .next()?
-                .strip_prefix("arian_refresh=")
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
+    let rotated_cookie = refresh_cookie_of(&rotated);
     refresh(refresh_cookie.clone()).await?; // reuse: a security event that ends the session
     let relogin: Value = http
         .post(format!("{base}/api/auth/login"))
@@ -158,6 +136,10 @@ async fn tokens_and_passwords_never_reach_the_logs_while_security_events_do() ->
     assert_eq!(denied["span"]["client_ip"], "127.0.0.1", "{denied}");
     backing.cleanup().await;
     Ok(())
+}
+
+fn refresh_cookie_of(response: &reqwest::Response) -> String {
+    cookie(&set_cookies(response), "arian_refresh").unwrap_or_default()
 }
 
 fn out_of(reader: &mut impl Read, into: &mut String) -> std::io::Result<()> {

@@ -18,6 +18,8 @@ pub struct ClientIp(pub IpAddr);
 /// Walks `X-Forwarded-For` from the right while hops are trusted proxies; the first hop that
 /// is not is the client. A forged left part of the header is therefore never reached.
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    // An IPv4 client reaching a dual-stack socket shows up as `::ffff:a.b.c.d`.
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -31,7 +33,7 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
         .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        let Ok(ip) = hop.parse::<IpAddr>() else {
+        let Ok(ip) = hop.parse::<IpAddr>().map(|ip| ip.to_canonical()) else {
             // Garbage in the chain: trust nothing to its left.
             break;
         };
@@ -97,6 +99,15 @@ mod tests {
         assert_eq!(
             resolve(ip("10.0.0.1"), &headers("6.6.6.6, not-an-ip"), &trusted),
             ip("10.0.0.1")
+        );
+        assert_eq!(
+            resolve(
+                ip("::ffff:10.0.0.1"),
+                &headers("::ffff:198.51.100.9"),
+                &trusted
+            ),
+            ip("198.51.100.9"),
+            "IPv4-mapped addresses are IPv4"
         );
     }
 }

@@ -76,6 +76,19 @@ pub async fn cookie_write_guard(
     next.run(request).await
 }
 
+/// An origin is allowed when it is listed, or when it is this server's own origin (its host
+/// and port are the request's `Host`): a browser never lets another site claim either.
+pub fn origin_allowed(origin: &str, headers: &axum::http::HeaderMap, allowed: &[String]) -> bool {
+    if allowed.iter().any(|o| o == origin) {
+        return true;
+    }
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    matches!((authority, host), (Some(a), Some(h)) if !a.is_empty() && a.eq_ignore_ascii_case(h))
+}
+
 fn is_cookie_write(request: &Request<Body>, secure: bool) -> bool {
     let unsafe_method = !matches!(
         *request.method(),
@@ -92,7 +105,7 @@ fn is_acceptable(request: &Request<Body>, origins: &[String]) -> bool {
     let headers = request.headers();
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(origin) = text(header::ORIGIN) {
-        if !origins.iter().any(|o| o == origin) {
+        if !origin_allowed(origin, headers, origins) {
             return false;
         }
     } else if text(HeaderName::from_static("sec-fetch-site"))

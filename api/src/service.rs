@@ -26,12 +26,26 @@ pub struct BatchBody {
     pub budget_usd: Option<f64>,
 }
 
+/// The largest negotiation accepted, as JSON.
+pub const MAX_NEGOTIATION_BYTES: usize = 256 * 1024;
+
 pub async fn create_negotiation(
     state: &AppState,
     user_id: &str,
     body: Value,
 ) -> ApiResult<negotiation::Model> {
-    let input: NegotiationInput = crate::json::parse(body.to_string().as_bytes())?;
+    // Every text of a negotiation goes into every prompt of its runs: a huge one is a huge bill.
+    let text = body.to_string();
+    if text.len() > MAX_NEGOTIATION_BYTES {
+        return Err(ApiError::validation(
+            "body",
+            format!(
+                "a negotiation may hold at most {} KB of JSON",
+                MAX_NEGOTIATION_BYTES / 1024
+            ),
+        ));
+    }
+    let input: NegotiationInput = crate::json::parse(text.as_bytes())?;
     let scenario = input.validate(&state.catalog)?;
     Ok(state
         .store

@@ -94,8 +94,12 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let header_read_timeout = state.security.header_read_timeout;
-    crate::serve::serve(listener, crate::app(state), header_read_timeout, shutdown)
+    let limits = crate::serve::ServeLimits {
+        header_read_timeout: state.security.header_read_timeout,
+        max_connections_per_ip: state.security.max_connections_per_ip,
+        trusted_proxies: state.security.trusted_proxies.clone(),
+    };
+    crate::serve::serve(listener, crate::app(state), limits, shutdown)
         .await
         .context("serving HTTP")
 }

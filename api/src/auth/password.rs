@@ -38,7 +38,14 @@ pub fn check_policy(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Argon2 calls running at once. Each holds about 19 MiB for its whole run; without a cap a
+/// burst of logins would allocate that much per request (the blocking pool allows 512).
+const CONCURRENT_HASHES: usize = 4;
+
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_HASHES);
+
 pub async fn hash(password: String) -> Result<String, ApiError> {
+    let _permit = HASHING.acquire().await.map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
             .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
@@ -67,6 +74,9 @@ fn dummy_hash() -> &'static str {
 }
 
 pub async fn verify(password: String, stored: Option<String>) -> bool {
+    let Ok(_permit) = HASHING.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         let (hash, known) = match &stored {
             Some(hash) => (hash.as_str(), true),

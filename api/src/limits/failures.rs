@@ -1,8 +1,9 @@
-//! Failure-only limits for login and registration: only failed attempts count, and a key with
-//! too many recent failures is refused before its password is checked.
+//! Failure-only limits for login and registration. Every attempt is counted before its
+//! password is checked, so a burst of simultaneous attempts cannot all slip past one check;
+//! an attempt that succeeds is taken back, so successes never count.
 //!
-//! Written here rather than with governor: a governor check always spends a cell, so it can
-//! neither look before the attempt without counting it nor leave successes uncounted.
+//! Written here rather than with governor: a governor check always spends a cell and cannot
+//! give one back, so it could not leave successful logins uncounted.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -10,11 +11,21 @@ use std::time::{Duration, Instant};
 
 use crate::error::ApiError;
 
+/// Keys with failures this old or older are forgotten first when the map is full.
+const EVICT_SHARE: usize = 10;
+
 pub struct FailureLimiter {
     max: u32,
     window: Duration,
     max_keys: usize,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    attempts: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+/// An attempt, counted as a failure until `succeeded` takes it back.
+#[derive(Debug)]
+pub struct Attempt {
+    key: String,
+    at: Instant,
 }
 
 impl FailureLimiter {
@@ -22,54 +33,77 @@ impl FailureLimiter {
         Self {
             max: max.max(1),
             window,
-            max_keys,
-            failures: Mutex::new(HashMap::new()),
+            max_keys: max_keys.max(1),
+            attempts: Mutex::new(HashMap::new()),
         }
     }
 
-    /// 429 when `key` already has `max` failures within the window.
-    pub fn check(&self, key: &str) -> Result<(), ApiError> {
+    /// Counts an attempt for `key`; 429 when the key already has `max` failures (or attempts
+    /// still in flight) within the window.
+    pub fn begin(&self, key: &str) -> Result<Attempt, ApiError> {
         let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(times) = failures.get_mut(key) else {
-            return Ok(());
-        };
-        times.retain(|at| now.duration_since(*at) < self.window);
-        if times.len() < self.max as usize {
-            return Ok(());
+        let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(times) = attempts.get_mut(key) {
+            times.retain(|at| now.duration_since(*at) < self.window);
+            if times.len() >= self.max as usize {
+                let oldest = times.front().copied().unwrap_or(now);
+                let retry_after = self.window.saturating_sub(now.duration_since(oldest));
+                return Err(super::too_many(self.max, self.window, retry_after));
+            }
+        } else if attempts.len() >= self.max_keys {
+            self.make_room(&mut attempts, now);
         }
-        let oldest = times.front().copied().unwrap_or(now);
-        let retry_after = self.window.saturating_sub(now.duration_since(oldest));
-        Err(super::too_many(self.max, self.window, retry_after))
+        attempts.entry(key.to_string()).or_default().push_back(now);
+        Ok(Attempt {
+            key: key.to_string(),
+            at: now,
+        })
     }
 
-    /// Counts one failure for `key`.
-    pub fn record(&self, key: &str) {
-        let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() >= self.max_keys && !failures.contains_key(key) {
-            failures.retain(|_, times| {
-                times
-                    .back()
-                    .is_some_and(|at| now.duration_since(*at) < self.window)
-            });
-            if failures.len() >= self.max_keys {
-                tracing::warn!(
-                    max_keys = self.max_keys,
-                    "failure limiter over its key cap; state reset"
-                );
-                failures.clear();
+    /// The attempt succeeded: it no longer counts.
+    pub fn succeeded(&self, attempt: Attempt) {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(times) = attempts.get_mut(&attempt.key) {
+            if let Some(position) = times.iter().position(|at| *at == attempt.at) {
+                times.remove(position);
+            }
+            if times.is_empty() {
+                attempts.remove(&attempt.key);
             }
         }
-        let times = failures.entry(key.to_string()).or_default();
-        times.push_back(now);
-        while times.len() > self.max as usize {
-            times.pop_front();
+    }
+
+    /// Forgets expired keys, then the least recently failing keys that are not blocked; a
+    /// blocked key is never forgotten before its window ends, so a flood cannot unblock it.
+    fn make_room(&self, attempts: &mut HashMap<String, VecDeque<Instant>>, now: Instant) {
+        attempts.retain(|_, times| {
+            times
+                .back()
+                .is_some_and(|at| now.duration_since(*at) < self.window)
+        });
+        if attempts.len() < self.max_keys {
+            return;
+        }
+        let mut unblocked: Vec<(Instant, String)> = attempts
+            .iter()
+            .filter(|(_, times)| times.len() < self.max as usize)
+            .filter_map(|(key, times)| times.back().map(|at| (*at, key.clone())))
+            .collect();
+        unblocked.sort_unstable();
+        let evict = (self.max_keys / EVICT_SHARE).max(1);
+        for (_, key) in unblocked.into_iter().take(evict) {
+            attempts.remove(&key);
+        }
+        if attempts.len() >= self.max_keys {
+            tracing::warn!(
+                max_keys = self.max_keys,
+                "failure limiter full of blocked keys; new keys are tracked past the cap"
+            );
         }
     }
 
     pub fn len(&self) -> usize {
-        self.failures
+        self.attempts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .len()
@@ -85,22 +119,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_failures_count_and_the_limit_holds_before_the_attempt() {
+    fn attempts_count_up_front_and_successes_are_taken_back() {
         let limiter = FailureLimiter::new(2, Duration::from_secs(900), 10);
-        assert!(limiter.check("ip:1").is_ok());
-        limiter.record("ip:1");
-        assert!(limiter.check("ip:1").is_ok());
-        limiter.record("ip:1");
-        assert!(limiter.check("ip:1").is_err());
-        assert!(limiter.check("ip:2").is_ok());
+        let first = limiter.begin("ip:1").expect("first");
+        limiter.succeeded(first);
+        let _failed = limiter.begin("ip:1").expect("second");
+        let _in_flight = limiter
+            .begin("ip:1")
+            .expect("third: one success was taken back");
+        assert!(
+            limiter.begin("ip:1").is_err(),
+            "two failures or attempts in flight"
+        );
+        assert!(limiter.begin("ip:2").is_ok());
     }
 
     #[test]
-    fn the_key_map_stays_within_its_cap() {
-        let limiter = FailureLimiter::new(5, Duration::from_secs(900), 1_000);
-        for i in 0..100_000 {
-            limiter.record(&format!("ip:{i}"));
+    fn a_flood_of_new_keys_neither_grows_the_map_nor_unblocks_a_blocked_key() {
+        let limiter = FailureLimiter::new(3, Duration::from_secs(900), 1_000);
+        for _ in 0..3 {
+            let _ = limiter.begin("account:victim");
         }
-        assert!(limiter.len() <= 1_000);
+        for i in 0..100_000 {
+            let _ = limiter.begin(&format!("ip:{i}"));
+        }
+        assert!(limiter.len() <= 1_000, "{} keys", limiter.len());
+        assert!(limiter.begin("account:victim").is_err(), "still blocked");
     }
 }

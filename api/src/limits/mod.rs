@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 
 use arian_core::config::SecurityConfig;
 
-pub use failures::FailureLimiter;
+pub use failures::{Attempt, FailureLimiter};
 pub use keyed::{KeyedLimiter, Verdict};
 
 use crate::client_ip::ClientIp;
@@ -71,7 +71,7 @@ pub fn too_many(limit: u32, window: Duration, retry_after: Duration) -> ApiError
 }
 
 /// IPv6 clients are limited per /64, the block one subscriber usually holds.
-fn limiter_key(ip: IpAddr) -> IpAddr {
+pub fn limiter_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => {
             let mut segments = v6.segments();

@@ -17,6 +17,7 @@ use crate::auth::{AuthUser, Credential, authenticate, cookies, password, secrets
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ApiResult};
 use crate::json::JsonBody;
+use crate::limits;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -30,22 +31,29 @@ pub async fn register(
     Extension(ClientIp(ip)): Extension<ClientIp>,
     JsonBody(body): JsonBody<Credentials>,
 ) -> ApiResult<Response> {
-    let ip_key = format!("ip:{ip}");
-    state
+    let ip_key = format!("ip:{}", limits::limiter_key(ip));
+    let attempt = state
         .limits
         .auth_failures_per_ip
-        .check(&ip_key)
+        .begin(&ip_key)
         .inspect_err(|_| {
             tracing::warn!(limit = "auth", client_ip = %ip, "rate limit hit on register");
         })?;
-    let created = create_account(&state, body).await;
-    let user = created.inspect_err(|_| state.limits.auth_failures_per_ip.record(&ip_key))?;
+    // A refused registration keeps counting; a successful one is taken back.
+    let user = create_account(&state, body).await?;
+    state.limits.auth_failures_per_ip.succeeded(attempt);
     tracing::info!(user_id = %user.id, client_ip = %ip, "user registered");
     open_session(&state, StatusCode::CREATED, &user).await
 }
 
+/// Usernames are ASCII and case-insensitive (stored in lower case), so no two accounts can
+/// look alike: `Alice`, `ALICE` and a Cyrillic `аlice` are one name or refused.
+fn normalized_username(raw: &str) -> String {
+    raw.trim().to_ascii_lowercase()
+}
+
 async fn create_account(state: &AppState, body: Credentials) -> ApiResult<user::Model> {
-    let username = body.username.trim().to_string();
+    let username = normalized_username(&body.username);
     if !(3..=50).contains(&username.chars().count()) {
         return Err(ApiError::validation(
             "username",
@@ -54,11 +62,11 @@ async fn create_account(state: &AppState, body: Credentials) -> ApiResult<user::
     }
     if !username
         .chars()
-        .all(|c| c.is_alphanumeric() || "._-@".contains(c))
+        .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
     {
         return Err(ApiError::validation(
             "username",
-            "may hold letters, digits and . _ - @ only",
+            "may hold ASCII letters, digits and . _ - @ only",
         ));
     }
     password::check_policy(&body.password)?;
@@ -66,36 +74,45 @@ async fn create_account(state: &AppState, body: Credentials) -> ApiResult<user::
     Ok(state.store.create_user(&username, &hash).await?)
 }
 
-/// Unknown users and wrong passwords get the same answer after the same argon2 work. Only
-/// failures count towards the per-IP and per-account limits, checked before the password.
+/// Unknown users and wrong passwords get the same answer after the same argon2 work. Each
+/// attempt counts against the per-IP and per-account limits before the password is checked,
+/// so simultaneous guesses cannot all pass; a successful login takes its attempts back.
 pub async fn login(
     State(state): State<AppState>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     JsonBody(body): JsonBody<Credentials>,
 ) -> ApiResult<Response> {
-    let username = body.username.trim();
-    let ip_key = format!("ip:{ip}");
-    let account_key = format!("account:{}", username.to_lowercase());
+    let username = normalized_username(&body.username);
+    let ip_key = format!("ip:{}", limits::limiter_key(ip));
+    let account_key = format!("account:{username}");
     let limits = &state.limits;
-    limits
+    let attempts = limits
         .auth_failures_per_ip
-        .check(&ip_key)
-        .and_then(|()| limits.auth_failures_per_account.check(&account_key))
-        .inspect_err(|_| {
-            tracing::warn!(limit = "auth", client_ip = %ip, "rate limit hit on login");
-        })?;
-    let user = state.store.user_by_name(username).await?;
+        .begin(&ip_key)
+        .and_then(
+            |ip_attempt| match limits.auth_failures_per_account.begin(&account_key) {
+                Ok(account_attempt) => Ok((ip_attempt, account_attempt)),
+                Err(refused) => {
+                    limits.auth_failures_per_ip.succeeded(ip_attempt);
+                    Err(refused)
+                }
+            },
+        );
+    let (ip_attempt, account_attempt) = attempts.inspect_err(|_| {
+        tracing::warn!(limit = "auth", client_ip = %ip, "rate limit hit on login");
+    })?;
+    let user = state.store.user_by_name(&username).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     // Always hashed, against a dummy hash for unknown users, so timing tells nothing.
     let verified = password::verify(body.password, stored).await;
     match user {
         Some(user) if verified => {
+            limits.auth_failures_per_ip.succeeded(ip_attempt);
+            limits.auth_failures_per_account.succeeded(account_attempt);
             tracing::info!(user_id = %user.id, client_ip = %ip, "login");
             open_session(&state, StatusCode::OK, &user).await
         }
         user => {
-            limits.auth_failures_per_ip.record(&ip_key);
-            limits.auth_failures_per_account.record(&account_key);
             tracing::warn!(
                 user_id = user.as_ref().map(|u| u.id.as_str()),
                 client_ip = %ip,

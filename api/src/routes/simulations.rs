@@ -85,6 +85,8 @@ pub async fn resume(
     State(state): State<AppState>,
     IdPath(queue_id): IdPath,
 ) -> ApiResult<Json<Value>> {
+    // Resuming delivers runs like a start (a never-started batch could be paused and resumed).
+    state.limits.enqueue(&user.id, "start")?;
     let batch = owned_batch(&state, &user, &queue_id).await?;
     let Some(run_ids) = state.store.resume_batch(&batch.id).await? else {
         return Err(ApiError::Conflict(format!(
@@ -159,6 +161,8 @@ async fn retry_failed(
     queue_id: &str,
     run_ids: Option<Vec<String>>,
 ) -> ApiResult<Json<Value>> {
+    // Retried runs are paid again: they count as starts.
+    state.limits.enqueue(&user.id, "start")?;
     let batch = owned_batch(state, user, queue_id).await?;
     if batch.status == "stopped" {
         return Err(ApiError::Conflict(

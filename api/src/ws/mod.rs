@@ -101,7 +101,7 @@ async fn authenticate(
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .ok_or(ApiError::Forbidden)?;
-    if !state.cors_origins.iter().any(|allowed| allowed == origin) {
+    if !crate::protection::origin_allowed(origin, headers, &state.cors_origins) {
         return Err(ApiError::Forbidden);
     }
     let claims = state.tokens.verify(cookie)?;

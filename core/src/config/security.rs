@@ -29,6 +29,8 @@ pub struct SecurityConfig {
     pub header_read_timeout: Duration,
     /// A request not answered within this gets 408.
     pub request_timeout: Duration,
+    /// Connections one address may hold open (trusted proxies are exempt).
+    pub max_connections_per_ip: usize,
     pub ws_max_connections_per_user: usize,
     pub ws_idle_timeout: Duration,
     pub ws_ping_interval: Duration,
@@ -59,6 +61,7 @@ impl SecurityConfig {
             refresh_ttl: secs("REFRESH_TTL_SECS", 7 * 86_400, 7 * 86_400)?,
             header_read_timeout: secs("HEADER_READ_TIMEOUT_SECS", 10, 600)?,
             request_timeout: secs("REQUEST_TIMEOUT_SECS", 60, 3_600)?,
+            max_connections_per_ip: number("MAX_CONNECTIONS_PER_IP", 256, 1, 1_000_000)? as usize,
             ws_max_connections_per_user: number("WS_MAX_CONNECTIONS_PER_USER", 5, 1, 1_000)?
                 as usize,
             ws_idle_timeout: secs("WS_IDLE_TIMEOUT_SECS", 60, 3_600)?,

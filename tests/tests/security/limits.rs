@@ -195,3 +195,75 @@ async fn a_flood_of_batch_creations_and_starts_is_limited_per_user() -> anyhow::
     backing.cleanup().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_burst_of_simultaneous_guesses_gets_no_more_checks_than_the_limit() -> anyhow::Result<()>
+{
+    let backing = Backing::embedded();
+    let app = TestApp::spawn(backing.config(&[
+        ("RATE_LIMIT_AUTH_FAILURES", "5"),
+        ("RATE_LIMIT_ACCOUNT_FAILURES", "100"),
+    ]))
+    .await?;
+    sign_up(&app, "burst").await?;
+    let guesses = (0..30).map(|i| {
+        let password = if i == 29 {
+            PASSWORD.to_string()
+        } else {
+            format!("Wrong-guess-{i}")
+        };
+        let app = &app;
+        async move { login(app, "burst", &password, None).await }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s != 429).count();
+    assert!(checked <= 5, "{checked} passwords checked: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [200, 401, 429].contains(s)),
+        "{statuses:?}"
+    );
+    backing.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn pausing_resuming_or_retrying_cannot_sidestep_the_start_limit() -> anyhow::Result<()> {
+    let backing = Backing::embedded();
+    let app = TestApp::spawn(backing.config(&[("RATE_LIMIT_ENQUEUE", "1")])).await?;
+    let user = sign_up(&app, "sidestepper").await?;
+    let (_, negotiation) = app
+        .post(&user.access, "/api/negotiations", &scenario_body("01"))
+        .await?;
+    let create = format!(
+        "/api/simulations/queue/{}",
+        negotiation["data"]["id"].as_str().unwrap_or_default()
+    );
+    let (status, batch) = app.post(&user.access, &create, &json!({})).await?;
+    assert_eq!(status, 201, "{batch}");
+    let queue = format!(
+        "/api/simulations/queue/{}",
+        batch["queueId"].as_str().unwrap_or_default()
+    );
+    // The one start of the hour is spent by pause-then-resume of a never-started batch...
+    assert_eq!(
+        app.post(&user.access, &format!("{queue}/pause"), &json!({}))
+            .await?
+            .0,
+        200
+    );
+    assert_eq!(
+        app.post(&user.access, &format!("{queue}/resume"), &json!({}))
+            .await?
+            .0,
+        200
+    );
+    // ...so every other way of delivering runs is refused.
+    for verb in ["start", "resume", "retry", "restart-failed"] {
+        let (status, _) = app
+            .post(&user.access, &format!("{queue}/{verb}"), &json!({}))
+            .await?;
+        assert_eq!(status, 429, "{verb}");
+    }
+    backing.cleanup().await;
+    Ok(())
+}

@@ -215,3 +215,33 @@ async fn a_login_does_not_reveal_whether_the_user_exists() -> anyhow::Result<()>
     backing.cleanup().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn look_alike_usernames_cannot_impersonate_an_account() -> anyhow::Result<()> {
+    let backing = Backing::embedded();
+    let app = TestApp::spawn(backing.config(&[])).await?;
+    sign_up(&app, "alice").await?;
+    let register = |name: &'static str| {
+        app.http
+            .post(app.url("/api/auth/register"))
+            .json(&json!({"username": name, "password": PASSWORD}))
+            .send()
+    };
+    assert_eq!(
+        register("ALICE").await?.status(),
+        409,
+        "case is not a new name"
+    );
+    for homograph in ["\u{430}lice", "\u{ff41}lice", "al\u{131}ce"] {
+        let response = register(homograph).await?;
+        assert_eq!(response.status(), 422, "{homograph}");
+        let body: serde_json::Value = response.json().await?;
+        assert_eq!(body["error"]["field"], "username");
+    }
+    assert!(
+        !log_in(&app, "Alice").await?.user_id.is_empty(),
+        "names are case-insensitive"
+    );
+    backing.cleanup().await;
+    Ok(())
+}

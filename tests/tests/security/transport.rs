@@ -100,3 +100,58 @@ async fn deeply_nested_json_is_refused_without_harm() -> anyhow::Result<()> {
     backing.cleanup().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_client_that_connects_and_sends_nothing_is_disconnected() -> anyhow::Result<()> {
+    let backing = Backing::embedded();
+    let app = TestApp::spawn(backing.config(&[("HEADER_READ_TIMEOUT_SECS", "1")])).await?;
+    let mut silent = TcpStream::connect(app.addr).await?;
+    let mut buffer = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buffer)).await;
+    let closed = match read {
+        Ok(Ok(0)) | Ok(Err(_)) => true,
+        Ok(Ok(n)) => String::from_utf8_lossy(&buffer[..n]).contains("408"),
+        Err(_) => false,
+    };
+    assert!(closed, "a silent connection was still open after 5 s");
+    backing.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_more_connections_than_its_cap() -> anyhow::Result<()> {
+    let backing = Backing::embedded();
+    let app = TestApp::spawn(backing.config(&[("MAX_CONNECTIONS_PER_IP", "3")])).await?;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpStream::connect(app.addr).await?);
+    }
+    let mut extra = TcpStream::connect(app.addr).await?;
+    let mut buffer = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(3), extra.read(&mut buffer)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the fourth connection was not closed: {read:?}"
+    );
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(app.http.get(app.url("/health")).send().await?.status(), 200);
+    backing.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_negotiation_too_large_to_prompt_cheaply_is_refused() -> anyhow::Result<()> {
+    let backing = Backing::embedded();
+    let app = TestApp::spawn(backing.config(&[])).await?;
+    let session = sign_up(&app, "bigspender").await?;
+    let mut body = arian_tests::scenario_body("01");
+    body["market"]["meta"] = serde_json::json!({"intelligence": "x".repeat(400_000)});
+    let (status, error) = app
+        .post(&session.access, "/api/negotiations", &body)
+        .await?;
+    assert_eq!(status, 422, "{error}");
+    assert_eq!(error["error"]["field"], "body");
+    backing.cleanup().await;
+    Ok(())
+}

@@ -120,9 +120,20 @@ async fn websocket_handshakes_without_valid_credentials_are_refused() -> anyhow:
         "cookie without an Origin"
     );
     assert!(
-        open(&app, "", &[("cookie", cookie), ("origin", ORIGIN.into())])
+        open(
+            &app,
+            "",
+            &[("cookie", cookie.clone()), ("origin", ORIGIN.into())]
+        )
+        .await
+        .is_ok()
+    );
+    let own_origin = format!("http://{}", app.addr);
+    assert!(
+        open(&app, "", &[("cookie", cookie), ("origin", own_origin)])
             .await
-            .is_ok()
+            .is_ok(),
+        "the server's own origin is always allowed"
     );
 
     let ticket = ticket(&app, &session).await?;

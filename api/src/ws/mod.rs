@@ -8,6 +8,8 @@ pub mod hub;
 use std::collections::HashMap;
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Extension, Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
@@ -38,10 +40,15 @@ pub async fn ticket(user: AuthUser, State(state): State<AppState>) -> ApiResult<
 pub async fn upgrade(
     State(state): State<AppState>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
-    Query(params): Query<HashMap<String, String>>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
+    let upgrade = upgrade.map_err(|_| ApiError::BadRequest {
+        field: None,
+        message: "a WebSocket upgrade request is required".into(),
+    })?;
+    let params = single_params(query)?;
     let (user_id, session) = authenticate(&state, &params, &headers)
         .await
         .inspect_err(|e| {
@@ -70,6 +77,24 @@ pub async fn upgrade(
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| connection.serve(socket)))
+}
+
+/// Query parameters, each at most once (a repeated `ticket` is ambiguous, so refused).
+fn single_params(
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> ApiResult<HashMap<String, String>> {
+    let bad = |message: &str| ApiError::BadRequest {
+        field: Some("query".into()),
+        message: message.into(),
+    };
+    let Query(pairs) = query.map_err(|_| bad("the query string is malformed"))?;
+    let mut params = HashMap::new();
+    for (name, value) in pairs {
+        if params.insert(name, value).is_some() {
+            return Err(bad("a query parameter is repeated"));
+        }
+    }
+    Ok(params)
 }
 
 /// The user and session behind a handshake.

@@ -136,6 +136,17 @@ async fn websocket_handshakes_without_valid_credentials_are_refused() -> anyhow:
         "the server's own origin is always allowed"
     );
 
+    let doubled = format!("?ticket=garbage&ticket={}", ticket(&app, &session).await?);
+    assert_eq!(
+        open(&app, &doubled, &[]).await.err(),
+        Some(400),
+        "ambiguous ticket"
+    );
+    let plain = app.http.get(app.url("/ws")).send().await?;
+    assert_eq!(plain.status(), 400, "not an upgrade");
+    let error: Value = plain.json().await?;
+    assert_eq!(error["error"]["code"], "bad_request");
+
     let ticket = ticket(&app, &session).await?;
     let query = format!("?ticket={ticket}");
     assert!(

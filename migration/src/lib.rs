@@ -8,6 +8,7 @@ mod m20261204_000003_batch_request_hash;
 mod m20261204_000004_turn_reasks;
 mod m20261204_000005_batch_budget;
 mod m20261204_000006_api_keys_and_tickets;
+mod m20261204_000007_refresh_expiry_index;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000004_turn_reasks::Migration),
             Box::new(m20261204_000005_batch_budget::Migration),
             Box::new(m20261204_000006_api_keys_and_tickets::Migration),
+            Box::new(m20261204_000007_refresh_expiry_index::Migration),
         ]
     }
 }

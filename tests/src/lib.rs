@@ -146,14 +146,21 @@ impl Backing {
                 if let Ok(client) = redis::Client::open(redis_url.as_str())
                     && let Ok(mut conn) = client.get_multiplexed_async_connection().await
                 {
-                    let keys: Vec<String> = redis::cmd("KEYS")
-                        .arg(format!("{redis_prefix}:*"))
-                        .query_async(&mut conn)
-                        .await
-                        .unwrap_or_default();
-                    if !keys.is_empty() {
-                        let _: Result<(), _> =
-                            redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+                    // Twice: a worker the test has not stopped yet may still write a wake or
+                    // delay key just after the first sweep.
+                    for sweep in 0..2 {
+                        if sweep > 0 {
+                            tokio::time::sleep(Duration::from_millis(300)).await;
+                        }
+                        let keys: Vec<String> = redis::cmd("KEYS")
+                            .arg(format!("{redis_prefix}:*"))
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap_or_default();
+                        if !keys.is_empty() {
+                            let _: Result<(), _> =
+                                redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+                        }
                     }
                 }
             }

@@ -8,6 +8,9 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqlErr, T
 use super::entities::{refresh_token, used_ticket};
 use super::{Store, StoreResult, new_id, now};
 
+/// How long after its end a family's tokens are kept (longer than any access token lives).
+const SWEEP_MARGIN: chrono::Duration = chrono::Duration::days(1);
+
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RefreshOutcome {
@@ -31,13 +34,20 @@ pub struct NewSession {
 }
 
 impl Store {
-    /// Starts a refresh family for a user with its first token's hash.
+    /// Starts a refresh family for a user with its first token's hash. Tokens a day past
+    /// their family's end are swept on the way, so the table does not grow without bound.
     pub async fn start_session(
         &self,
         user_id: &str,
         token_hash: &str,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<NewSession> {
+        // A day past the end, so no access token of a revoked family (4 h at most) outlives
+        // the record of its revocation.
+        refresh_token::Entity::delete_many()
+            .filter(refresh_token::Column::ExpiresAt.lt(now() - SWEEP_MARGIN))
+            .exec(&self.db)
+            .await?;
         let family_id = new_id();
         refresh_token::Entity::insert(token_row(user_id, &family_id, token_hash, expires_at))
             .exec_without_returning(&self.db)

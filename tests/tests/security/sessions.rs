@@ -245,3 +245,28 @@ async fn look_alike_usernames_cannot_impersonate_an_account() -> anyhow::Result<
     backing.cleanup().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn dead_sessions_are_swept_but_a_recently_revoked_one_still_blocks_its_tokens()
+-> anyhow::Result<()> {
+    let backing = Backing::embedded();
+    let app = TestApp::spawn(backing.config(&[])).await?;
+    let session = sign_up(&app, "sweeper").await?;
+    let store = &app.services.store;
+    let now = chrono::Utc::now();
+    let long_dead = store
+        .start_session(&session.user_id, "aa", now - chrono::Duration::days(3))
+        .await?;
+    let just_ended = store
+        .start_session(&session.user_id, "bb", now - chrono::Duration::hours(1))
+        .await?;
+    store.revoke_family(&just_ended.family_id).await?;
+    // The next login sweeps.
+    log_in(&app, "sweeper").await?;
+    assert_eq!(store.refresh_family("aa").await?, None, "swept");
+    assert!(store.refresh_family("bb").await?.is_some(), "kept");
+    assert!(store.family_revoked(&just_ended.family_id).await?);
+    assert!(!store.family_revoked(&long_dead.family_id).await?);
+    backing.cleanup().await;
+    Ok(())
+}

@@ -35,6 +35,12 @@ pub async fn main_from_env() -> ExitCode {
         }
     };
     let demo = matches!(cli.command, Some(Command::Demo(_)));
+    if !demo && config.jwt_secret.is_none() {
+        eprintln!(
+            "configuration error: JWT_SECRET is required to serve the API (at least 32 bytes)"
+        );
+        return ExitCode::from(2);
+    }
     let default_filter = if demo { "warn" } else { "info" };
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| default_filter.into());
     arian_core::telemetry::init(&filter, config.log_json && !demo);

@@ -22,6 +22,11 @@ pub enum ApiError {
     Unauthorized,
     #[error("forbidden")]
     Forbidden,
+    #[error(
+        "a write authenticated by the session cookie must come from an allowed origin and be \
+         sent as application/json"
+    )]
+    CrossSiteWrite,
     #[error("invalid credentials")]
     InvalidCredentials,
     #[error("not found")]
@@ -71,7 +76,9 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials", None),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", None),
-            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None),
+            ApiError::Forbidden | ApiError::CrossSiteWrite => {
+                (StatusCode::FORBIDDEN, "forbidden", None)
+            }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None),
             ApiError::MethodNotAllowed => {
@@ -95,7 +102,7 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
             // Denials are security events; the request span names the client IP and user.
-            ApiError::Unauthorized | ApiError::Forbidden => {
+            ApiError::Unauthorized | ApiError::Forbidden | ApiError::CrossSiteWrite => {
                 tracing::warn!(status = status.as_u16(), "request denied")
             }
             ApiError::NotFound => tracing::info!("not found or not the caller's"),

@@ -71,7 +71,7 @@ pub async fn cookie_write_guard(
         && !is_acceptable(&request, &state.cors_origins)
     {
         tracing::warn!(method = %request.method(), "cross-site cookie write refused");
-        return ApiError::Forbidden.into_response();
+        return ApiError::CrossSiteWrite.into_response();
     }
     next.run(request).await
 }

@@ -47,6 +47,32 @@ fn bounded_number(
     Ok(value)
 }
 
+/// `CORS_ORIGINS`: comma-separated `scheme://host[:port]`, nothing more (a browser's `Origin`
+/// never has a path, so an entry with one could never match).
+fn cors_origins(text: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .map(|entry| entry.trim().trim_end_matches('/'))
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let authority = entry
+                .strip_prefix("https://")
+                .or_else(|| entry.strip_prefix("http://"));
+            match authority {
+                Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', '*', ' ']) => {
+                    Ok(entry.to_string())
+                }
+                _ => Err(invalid(
+                    "CORS_ORIGINS",
+                    format!("holds {entry:?}; each origin is scheme://host[:port], such as https://app.example"),
+                )),
+            }
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LlmProviderKind {
     Simulated,
@@ -258,14 +284,7 @@ impl Config {
             },
             log_json,
             cookie_secure: flag("COOKIE_SECURE", true)?,
-            cors_origins: var("CORS_ORIGINS")
-                .map(|v| {
-                    v.split(',')
-                        .map(|o| o.trim().trim_end_matches('/').to_string())
-                        .filter(|o| !o.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            cors_origins: cors_origins(var("CORS_ORIGINS"))?,
             metrics_addr: var("METRICS_ADDR")
                 .map(|v| v.parse())
                 .transpose()
@@ -321,6 +340,11 @@ mod tests {
             (&[("DATABASE_URL", "postgres://x")], "REDIS_URL"),
             (&[("JWT_SECRET", "short")], "JWT_SECRET"),
             (&[("COOKIE_SECURE", "maybe")], "COOKIE_SECURE"),
+            (
+                &[("CORS_ORIGINS", "http://ok.example/path")],
+                "CORS_ORIGINS",
+            ),
+            (&[("CORS_ORIGINS", "*")], "CORS_ORIGINS"),
         ];
         for (vars, expected) in cases {
             let err = parse(vars).expect_err("invalid config");

@@ -11,10 +11,11 @@ use tokio::time::{Instant, MissedTickBehavior, interval};
 
 use crate::state::AppState;
 
-/// Close codes: 1000 normal, 1003 unsupported data, 1008 policy violation.
+/// Close codes: 1000 normal, 1003 unsupported data, 1008 policy violation, 1009 too big.
 const POLICY_VIOLATION: u16 = 1008;
 const UNSUPPORTED: u16 = 1003;
 const NORMAL: u16 = 1000;
+const MESSAGE_TOO_BIG: u16 = 1009;
 
 pub struct Connection {
     pub state: AppState,
@@ -49,7 +50,16 @@ impl Connection {
                     Err(broadcast::error::RecvError::Closed) => break "relay closed",
                 },
                 incoming = socket.recv() => {
-                    let Some(Ok(message)) = incoming else { break "client gone" };
+                    let message = match incoming {
+                        Some(Ok(message)) => message,
+                        Some(Err(_)) => {
+                            // Mostly a message over the size limit; the client gets a reason
+                            // if it still listens.
+                            close(&mut socket, MESSAGE_TOO_BIG, "message too big or malformed").await;
+                            break "read error";
+                        }
+                        None => break "client gone",
+                    };
                     last_seen = Instant::now();
                     if window.0.elapsed() >= Duration::from_secs(60) {
                         window = (Instant::now(), 0);

@@ -86,12 +86,21 @@ fn variables_the_config_reads() -> Result<std::collections::BTreeSet<String>> {
 }
 
 /// `NAME=value` lines of `.env.example` (comments excluded).
+/// `NAME=value` lines, and `# NAME=value` lines (listed but left unset by default).
 fn env_example_assignments() -> Result<Vec<(String, String)>> {
+    let is_name = |name: &str| {
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    };
     Ok(read_root_file(".env.example")?
         .lines()
         .map(str::trim)
+        .map(|l| l.strip_prefix("# ").unwrap_or(l))
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| is_name(k.trim()))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect())
 }

@@ -198,7 +198,7 @@ async fn a_login_does_not_reveal_whether_the_user_exists() -> anyhow::Result<()>
     };
     let mut known = Vec::new();
     let mut unknown = Vec::new();
-    for _ in 0..7 {
+    for _ in 0..9 {
         known.push(attempt("existing").await?);
         unknown.push(attempt("nobody-by-this-name").await?);
     }
@@ -211,7 +211,8 @@ async fn a_login_does_not_reveal_whether_the_user_exists() -> anyhow::Result<()>
     let (known, unknown) = (median(&mut known), median(&mut unknown));
     // Without the dummy hash an unknown user answers orders of magnitude faster.
     let ratio = known.max(unknown) / known.min(unknown);
-    assert!(ratio < 2.0, "known {known:.4}s vs unknown {unknown:.4}s");
+    // Loose enough for a loaded CI machine; the missing dummy hash measured 34x.
+    assert!(ratio < 3.0, "known {known:.4}s vs unknown {unknown:.4}s");
     backing.cleanup().await;
     Ok(())
 }

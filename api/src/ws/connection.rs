@@ -16,6 +16,8 @@ const POLICY_VIOLATION: u16 = 1008;
 const UNSUPPORTED: u16 = 1003;
 const NORMAL: u16 = 1000;
 const MESSAGE_TOO_BIG: u16 = 1009;
+/// How long a closing socket waits for the client's close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 pub struct Connection {
     pub state: AppState,
@@ -55,7 +57,7 @@ impl Connection {
                         Some(Err(_)) => {
                             // Mostly a message over the size limit; the client gets a reason
                             // if it still listens.
-                            close(&mut socket, MESSAGE_TOO_BIG, "message too big or malformed").await;
+                            send_close(&mut socket, MESSAGE_TOO_BIG, "message too big or malformed").await;
                             break "read error";
                         }
                         None => break "client gone",
@@ -66,7 +68,7 @@ impl Connection {
                     }
                     window.1 += 1;
                     if window.1 > security.ws_max_messages_per_minute {
-                        close(&mut socket, POLICY_VIOLATION, "message rate limit").await;
+                        send_close(&mut socket, POLICY_VIOLATION, "message rate limit").await;
                         tracing::warn!(user_id = %self.user_id, "websocket message rate limit hit");
                         break "rate limited";
                     }
@@ -77,7 +79,7 @@ impl Connection {
                             }
                         }
                         Message::Binary(_) => {
-                            close(&mut socket, UNSUPPORTED, "text messages only").await;
+                            send_close(&mut socket, UNSUPPORTED, "text messages only").await;
                             break "binary message";
                         }
                         Message::Close(_) => break "client closed",
@@ -86,7 +88,7 @@ impl Connection {
                 }
                 _ = ping.tick() => {
                     if last_seen.elapsed() > security.ws_idle_timeout {
-                        close(&mut socket, NORMAL, "idle timeout").await;
+                        send_close(&mut socket, NORMAL, "idle timeout").await;
                         break "idle";
                     }
                     if socket.send(Message::Ping(Default::default())).await.is_err() {
@@ -95,13 +97,16 @@ impl Connection {
                 }
                 _ = session_check.tick() => {
                     if !self.session_live().await {
-                        close(&mut socket, POLICY_VIOLATION, "session revoked").await;
+                        send_close(&mut socket, POLICY_VIOLATION, "session revoked").await;
                         tracing::info!(user_id = %self.user_id, "websocket closed: session revoked");
                         break "session revoked";
                     }
                 }
             }
         };
+        // The socket no longer counts against the user's cap while the close completes.
+        drop(self.events);
+        drain_until_closed(&mut socket).await;
         tracing::info!(user_id = %self.user_id, reason, "websocket closed");
     }
 
@@ -132,10 +137,24 @@ fn answer(text: &str) -> String {
     .to_string()
 }
 
-async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+/// Sends a close frame; the connection then ends through `drain_until_closed`.
+async fn send_close(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
     };
     let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+/// Reads until the client answers the close (briefly): dropping a socket with unread client
+/// data makes the kernel reset the connection, and the client would never see the close code.
+async fn drain_until_closed(socket: &mut WebSocket) {
+    let drain = async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, drain).await;
 }

@@ -281,7 +281,7 @@ async fn websocket_floods_big_messages_idle_clients_and_extra_connections_are_cu
     let app = TestApp::spawn(backing.config(&[
         ("WS_MAX_CONNECTIONS_PER_USER", "2"),
         ("WS_MAX_MESSAGES_PER_MIN", "5"),
-        ("WS_IDLE_TIMEOUT_SECS", "1"),
+        ("WS_IDLE_TIMEOUT_SECS", "2"),
         ("WS_PING_INTERVAL_SECS", "1"),
     ]))
     .await?;
@@ -330,7 +330,7 @@ async fn websocket_floods_big_messages_idle_clients_and_extra_connections_are_cu
     );
 
     // A client that never answers pings (it does not read) is closed as idle.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
         close_code(&mut first, Duration::from_secs(3)).await,
         Some(CloseCode::Normal)

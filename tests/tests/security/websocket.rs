@@ -329,11 +329,14 @@ async fn websocket_floods_big_messages_idle_clients_and_extra_connections_are_cu
         Some(429)
     );
 
-    // A client that never answers pings (it does not read) is closed as idle.
+    // A client that never answers pings (it does not read) is closed as idle. Reading late,
+    // it may meet the reset before the close frame (its queued pongs hit a closed socket);
+    // either way the socket is gone, where an open one would time out here (None).
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(
-        close_code(&mut first, Duration::from_secs(3)).await,
-        Some(CloseCode::Normal)
+    let code = close_code(&mut first, Duration::from_secs(3)).await;
+    assert!(
+        matches!(code, Some(CloseCode::Normal | CloseCode::Abnormal)),
+        "{code:?}"
     );
     backing.cleanup().await;
     Ok(())

@@ -23,6 +23,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Every limiter of one API process.
+// FIXME(api-limits): kept in process memory (governor), so N API replicas allow N times the
+// configured rates; the LLM limits are already shared through Redis, these are not yet.
 pub struct Limits {
     pub general: KeyedLimiter<IpAddr>,
     pub enqueue: KeyedLimiter<String>,

@@ -8,6 +8,9 @@ use arian_core::events::{EventBus, RunEvent, relay};
 use arian_core::store::Store;
 use tokio::sync::{broadcast, mpsc};
 
+// FIXME(ws-replay): a socket gets events from the moment it opens; one that reconnects re-reads
+// the batch status instead of replaying what it missed.
+
 /// Events buffered per user before a slow connection starts missing some.
 const USER_BUFFER: usize = 256;
 /// Batch owners remembered; the map starts afresh past this.

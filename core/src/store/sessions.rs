@@ -99,6 +99,8 @@ impl Store {
             });
         }
         txn.commit().await?;
+        // FIXME(refresh-race): strict reuse detection: two tabs refreshing with one cookie at
+        // the same instant look like a stolen token and end the session.
         if row.used_at.is_some() {
             self.revoke_family(&row.family_id).await?;
             return Ok(RefreshOutcome::Reused {

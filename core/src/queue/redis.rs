@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_redis::{Pool, Runtime};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use serde_json::json;
 
@@ -54,8 +55,11 @@ impl Keys {
     }
 }
 
+/// Commands go over one multiplexed connection (pipelined, reconnecting on its own); only the
+/// blocking wait for work takes a pooled connection of its own, since it would stall the others.
 #[derive(Clone)]
 pub struct RedisQueue {
+    shared: ConnectionManager,
     pool: Pool,
     keys: Keys,
     enqueue: Script,
@@ -94,7 +98,16 @@ impl RedisQueue {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(unavailable)?;
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let shared_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(COMMAND_TIMEOUT);
+        let shared =
+            ConnectionManager::new_lazy_with_config(client, shared_config).map_err(unavailable)?;
         Ok(Self {
+            shared,
             pool,
             keys: Keys::new(prefix),
             enqueue: Script::new(include_str!("lua/enqueue.lua")),
@@ -104,7 +117,13 @@ impl RedisQueue {
         })
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection, QueueError> {
+    /// The shared multiplexed connection (a cheap handle).
+    async fn conn(&self) -> Result<ConnectionManager, QueueError> {
+        Ok(self.shared.clone())
+    }
+
+    /// A connection of its own, for a command that blocks.
+    async fn blocking_conn(&self) -> Result<deadpool_redis::Connection, QueueError> {
         self.pool.get().await.map_err(unavailable)
     }
 
@@ -139,7 +158,7 @@ impl RedisQueue {
             invocation.arg(record);
         }
         let _: i64 = invocation
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -153,7 +172,7 @@ impl RedisQueue {
         Self::timed(COMMAND_TIMEOUT, async {
             let mut conn = self.conn().await?;
             invocation
-                .invoke_async(&mut *conn)
+                .invoke_async(&mut conn)
                 .await
                 .map_err(unavailable)
         })
@@ -197,7 +216,7 @@ impl JobQueue for RedisQueue {
                         invocation.arg(job.id()).arg(job.encode());
                     }
                     let n: usize = invocation
-                        .invoke_async(&mut *conn)
+                        .invoke_async(&mut conn)
                         .await
                         .map_err(unavailable)?;
                     added += n;
@@ -225,7 +244,7 @@ impl JobQueue for RedisQueue {
                 .arg(millis(Utc::now()))
                 .arg(lease.as_millis() as u64)
                 .arg(max.max(1))
-                .invoke_async(&mut *conn)
+                .invoke_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
             Ok(fetched
@@ -248,7 +267,7 @@ impl JobQueue for RedisQueue {
             let (delayed, leases): (Vec<(String, f64)>, Vec<(String, f64)>) = redis::pipe()
                 .zrange_withscores(&self.keys.delayed, 0, 0)
                 .zrange_withscores(&self.keys.inflight, 0, 0)
-                .query_async(&mut *conn)
+                .query_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
             let earliest = delayed
@@ -263,7 +282,7 @@ impl JobQueue for RedisQueue {
 
     async fn wait_for_work(&self, max_wait: Duration) -> Result<(), QueueError> {
         Self::timed(max_wait + COMMAND_TIMEOUT, async {
-            let mut conn = self.conn().await?;
+            let mut conn = self.blocking_conn().await?;
             let seconds = max_wait.as_secs_f64().max(0.01);
             let _: Option<(String, String)> = conn
                 .brpop(&self.keys.wake, seconds)
@@ -283,7 +302,7 @@ impl JobQueue for RedisQueue {
                 .arg("XX")
                 .arg(deadline)
                 .arg(job_id)
-                .query_async(&mut *conn)
+                .query_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
             Ok(())
@@ -310,7 +329,7 @@ impl JobQueue for RedisQueue {
                 .arg(job.id())
                 .arg(job.encode())
                 .arg(millis(due))
-                .invoke_async(&mut *conn)
+                .invoke_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
             Ok(())
@@ -337,7 +356,7 @@ impl JobQueue for RedisQueue {
                 .hlen(&self.keys.dead)
                 .get(&self.keys.completed)
                 .get(&self.keys.failed)
-                .query_async(&mut *conn)
+                .query_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
             Ok(QueueCounts {
@@ -356,7 +375,7 @@ impl JobQueue for RedisQueue {
         Self::timed(COMMAND_TIMEOUT, async {
             let mut conn = self.conn().await?;
             let _: String = redis::cmd("PING")
-                .query_async(&mut *conn)
+                .query_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
             Ok(())

@@ -92,12 +92,9 @@ async fn from_bearer(token: &str, state: &AppState) -> Result<AuthUser, ApiError
 /// An access token counts while its user exists and its session was not revoked.
 async fn from_access_token(token: &str, state: &AppState) -> Result<AuthUser, ApiError> {
     let claims = state.tokens.verify(token)?;
-    if state.store.family_revoked(&claims.sid).await? {
-        return Err(ApiError::Unauthorized);
-    }
     let user = state
         .store
-        .user(&claims.sub)
+        .session_user(&claims.sub, &claims.sid)
         .await?
         .ok_or(ApiError::Unauthorized)?;
     Ok(AuthUser {

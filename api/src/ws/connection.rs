@@ -112,13 +112,11 @@ impl Connection {
 
     /// A store error counts as live: a database blip should not drop every socket.
     async fn session_live(&self) -> bool {
-        let store = &self.state.store;
-        let revoked = store.family_revoked(&self.session).await.unwrap_or(false);
-        let exists = store
-            .user(&self.user_id)
+        self.state
+            .store
+            .session_user(&self.user_id, &self.session)
             .await
-            .map_or(true, |user| user.is_some());
-        !revoked && exists
+            .map_or(true, |user| user.is_some())
     }
 }
 

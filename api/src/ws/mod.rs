@@ -54,7 +54,12 @@ pub async fn upgrade(
         .inspect_err(|e| {
             tracing::warn!(client_ip = %ip, reason = %e, "websocket handshake refused");
         })?;
-    if state.store.family_revoked(&session).await? || state.store.user(&user_id).await?.is_none() {
+    if state
+        .store
+        .session_user(&user_id, &session)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::Unauthorized);
     }
     let cap = state.security.ws_max_connections_per_user;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqlErr, TransactionTrait};
 
-use super::entities::{refresh_token, used_ticket};
+use super::entities::{refresh_token, used_ticket, user};
 use super::{Store, StoreResult, new_id, now};
 
 /// How long after its end a family's tokens are kept (longer than any access token lives).
@@ -139,6 +139,18 @@ impl Store {
             .one(&self.db)
             .await?
             .is_some())
+    }
+
+    /// The user behind a session, while the user exists and the session was not revoked.
+    pub async fn session_user(
+        &self,
+        user_id: &str,
+        family_id: &str,
+    ) -> StoreResult<Option<user::Model>> {
+        if self.family_revoked(family_id).await? {
+            return Ok(None);
+        }
+        self.user(user_id).await
     }
 
     /// Records a WebSocket ticket as spent; false when it was spent before. Expired records
